@@ -1,0 +1,1 @@
+"""JSON Schemas for casesync files; packaged as ``casesync.schemas`` so installs find them."""
