@@ -45,7 +45,10 @@ def main_callback(
         typer.Option("-C", help="Run as if started in DIR (like git -C)."),
     ] = None,
     debug: Annotated[
-        bool, typer.Option("--debug", envvar="CASESYNC_DEBUG", help="Log every request (tokens redacted).")
+        bool,
+        typer.Option(
+            "--debug", envvar="CASESYNC_DEBUG", help="Log every request (tokens redacted)."
+        ),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
