@@ -1,0 +1,184 @@
+"""Facts about image files (SHA-256, size, format, DICOM slice keys), computed once and cached.
+
+Hashing streams each file in chunks on a thread pool (hashlib releases the GIL). Results are
+cached in ``.casesync/cache/files.sqlite`` keyed by path with (inode, size, mtime_ns), like DVC:
+an unchanged file costs one ``stat`` and one row lookup, so a no-op plan stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from casesync.formats import DICOM, sniff_format
+
+CHUNK_BYTES = 1024 * 1024
+CACHE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What casesync needs to know about one file's content."""
+
+    sha256: str
+    size: int
+    format: str | None  # MIME type sniffed from the bytes; None when unknown
+    instance_number: int | None = None  # DICOM only
+    slice_position: float | None = None  # DICOM only: position along the slice normal
+
+
+@dataclass(frozen=True)
+class _Stat:
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+class FactsCache:
+    """A SQLite table of file facts, valid while (inode, size, mtime_ns) are unchanged."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(path)
+        self.connection.execute(
+            "CREATE TABLE IF NOT EXISTS files ("
+            " path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, mtime_ns INTEGER,"
+            " sha256 TEXT, format TEXT, instance_number INTEGER, slice_position REAL,"
+            " schema INTEGER)"
+        )
+
+    def lookup_all(self) -> dict[str, tuple[_Stat, FileFacts]]:
+        rows = self.connection.execute(
+            "SELECT path, ino, size, mtime_ns, sha256, format, instance_number, slice_position"
+            " FROM files WHERE schema = ?",
+            (CACHE_SCHEMA,),
+        )
+        return {
+            row[0]: (_Stat(row[1], row[2], row[3]), FileFacts(row[4], row[2], *row[5:8]))
+            for row in rows
+        }
+
+    def store(self, entries: Sequence[tuple[str, _Stat, FileFacts]]) -> None:
+        with self.connection:
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        path,
+                        stat.ino,
+                        stat.size,
+                        stat.mtime_ns,
+                        facts.sha256,
+                        facts.format,
+                        facts.instance_number,
+                        facts.slice_position,
+                        CACHE_SCHEMA,
+                    )
+                    for path, stat, facts in entries
+                ],
+            )
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def gather_facts(
+    root: Path,
+    relpaths: Sequence[str],
+    cache: FactsCache | None = None,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, FileFacts]:
+    """Facts for every path (posix, relative to ``root``); only new or changed files are read.
+
+    ``progress`` is called with the byte count of each file as it is hashed.
+    """
+    cached = cache.lookup_all() if cache else {}
+    result: dict[str, FileFacts] = {}
+    todo: list[tuple[str, _Stat]] = []
+    for relpath in dict.fromkeys(relpaths):
+        info = os.stat(root / relpath)
+        stat = _Stat(info.st_ino, info.st_size, info.st_mtime_ns)
+        hit = cached.get(relpath)
+        if hit and hit[0] == stat:
+            result[relpath] = hit[1]
+        else:
+            todo.append((relpath, stat))
+    if not todo:
+        return result
+    pool_size = workers or min(32, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="hash") as pool:
+        computed = list(pool.map(lambda item: compute_facts(root / item[0], progress), todo))
+    for (relpath, _), facts in zip(todo, computed, strict=True):
+        result[relpath] = facts
+    if cache:
+        cache.store(
+            [(relpath, stat, facts) for (relpath, stat), facts in zip(todo, computed, strict=True)]
+        )
+    return result
+
+
+def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> FileFacts:
+    """Hash one file in chunks, sniff its format, and read DICOM slice keys from its header."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        chunk = handle.read(CHUNK_BYTES)
+        fmt = sniff_format(chunk) if chunk else None
+        size = 0
+        while chunk:
+            digest.update(chunk)
+            size += len(chunk)
+            chunk = handle.read(CHUNK_BYTES)
+    if progress:
+        progress(size)
+    instance, position = dicom_slice_keys(path) if fmt == DICOM else (None, None)
+    return FileFacts(digest.hexdigest(), size, fmt, instance, position)
+
+
+def dicom_slice_keys(path: Path) -> tuple[int | None, float | None]:
+    """InstanceNumber and the position along the slice normal, from the header only."""
+    import pydicom  # imported lazily: plain-image repos never pay for it
+
+    try:
+        header = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            specific_tags=["InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient"],
+        )
+    except Exception:  # unreadable headers are reported by validation and the PHI gate
+        return None, None
+    instance = _int_or_none(header.get("InstanceNumber"))
+    position = _position_along_normal(
+        header.get("ImagePositionPatient"), header.get("ImageOrientationPatient")
+    )
+    return instance, position
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _position_along_normal(position: object, orientation: object) -> float | None:
+    try:
+        ipp = [float(v) for v in position]  # type: ignore[attr-defined]
+        iop = [float(v) for v in orientation]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    if len(ipp) != 3 or len(iop) != 6:
+        return None
+    row, col = iop[:3], iop[3:]
+    normal = (
+        row[1] * col[2] - row[2] * col[1],
+        row[2] * col[0] - row[0] * col[2],
+        row[0] * col[1] - row[1] * col[0],
+    )
+    return sum(p * n for p, n in zip(ipp, normal, strict=True))

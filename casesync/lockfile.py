@@ -1,0 +1,195 @@
+"""casesync.lock: the record of what exists remotely, committed to git.
+
+It holds remote ids that cannot be regenerated, so it is written atomically (temp file, fsync,
+rename, fsync the folder), refused when corrupt or from a newer casesync (and then never
+overwritten), and serialised deterministically so git diffs stay readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casesync.errors import LockfileError
+
+LOCK_VERSION = 1
+
+
+def fingerprint(value: object) -> str:
+    """A short, stable digest of a metadata value, so the lock shows which field changed."""
+    encoded = json.dumps(value, sort_keys=True, ensure_ascii=False).encode()
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def fingerprints(fields: dict[str, object]) -> dict[str, str]:
+    return {name: fingerprint(value) for name, value in sorted(fields.items())}
+
+
+@dataclass
+class LockedFile:
+    path: str  # relative to the project root, posix
+    size: int
+    sha256: str
+    upload_id: int | None = None  # the upload id attached to the series
+
+
+@dataclass
+class LockedSeries:
+    content_id: str  # digest of the ordered file hashes: the default identity
+    key: str | None = None  # explicit key from the manifest, if any
+    job_id: str | None = None
+    series_id: int | None = None
+    status: str | None = None  # last processing status seen
+    fields: dict[str, str] = field(default_factory=dict)  # fingerprints of what was sent
+    files: list[LockedFile] = field(default_factory=list)
+
+
+@dataclass
+class LockedStudy:
+    study_id: int
+    position: int
+    key: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    series: list[LockedSeries] = field(default_factory=list)
+
+
+@dataclass
+class LockedCase:
+    case_id: int
+    created_at: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    upload_finished: bool = False
+    studies: list[LockedStudy] = field(default_factory=list)
+
+
+@dataclass
+class Lock:
+    api_url: str
+    cases: dict[str, LockedCase] = field(default_factory=dict)
+
+    def uploaded_hashes(self) -> set[str]:
+        """Hashes whose bytes the server already holds (attached to some series)."""
+        return {
+            file.sha256
+            for case in self.cases.values()
+            for study in case.studies
+            for series in study.series
+            for file in series.files
+            if file.upload_id is not None
+        }
+
+    def to_json(self) -> str:
+        """Deterministic text: sorted keys, one field per line, trailing newline."""
+        document = {
+            "version": LOCK_VERSION,
+            "api_url": self.api_url,
+            "cases": {key: asdict(case) for key, case in sorted(self.cases.items())},
+        }
+        return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load_lock(path: Path, api_url: str) -> Lock:
+    """Read the lockfile, or an empty one for ``api_url`` when there is none yet."""
+    if not path.exists():
+        return Lock(api_url=api_url)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LockfileError(
+            f"{path.name} is unreadable or corrupt ({exc})",
+            hint="restore it from git (git checkout -- casesync.lock); never delete it",
+        ) from None
+    lock = parse_lock(document, path.name)
+    return lock
+
+
+def parse_lock(document: Any, name: str = "casesync.lock") -> Lock:
+    if not isinstance(document, dict) or "version" not in document:
+        raise LockfileError(f"{name} is not a casesync lockfile", hint="restore it from git")
+    version = document["version"]
+    if not isinstance(version, int) or version > LOCK_VERSION:
+        raise LockfileError(
+            f"{name} has version {version!r}, newer than this casesync understands",
+            hint="upgrade casesync (pip install -U casesync)",
+        )
+    try:
+        return Lock(
+            api_url=str(document["api_url"]),
+            cases={key: _case(value) for key, value in document.get("cases", {}).items()},
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise LockfileError(
+            f"{name} is corrupt (bad entry: {exc})", hint="restore it from git"
+        ) from None
+
+
+def _case(raw: dict[str, Any]) -> LockedCase:
+    return LockedCase(
+        case_id=int(raw["case_id"]),
+        created_at=str(raw.get("created_at", "")),
+        fields=dict(raw.get("fields", {})),
+        upload_finished=bool(raw.get("upload_finished", False)),
+        studies=[_study(study) for study in raw.get("studies", [])],
+    )
+
+
+def _study(raw: dict[str, Any]) -> LockedStudy:
+    return LockedStudy(
+        study_id=int(raw["study_id"]),
+        position=int(raw["position"]),
+        key=raw.get("key"),
+        fields=dict(raw.get("fields", {})),
+        series=[_series(series) for series in raw.get("series", [])],
+    )
+
+
+def _series(raw: dict[str, Any]) -> LockedSeries:
+    return LockedSeries(
+        content_id=str(raw["content_id"]),
+        key=raw.get("key"),
+        job_id=raw.get("job_id"),
+        series_id=raw.get("series_id"),
+        status=raw.get("status"),
+        fields=dict(raw.get("fields", {})),
+        files=[LockedFile(**file) for file in raw.get("files", [])],
+    )
+
+
+def check_api_url_matches(lock: Lock, api_url: str, lock_path: Path) -> None:
+    """Ids from one server must never be sent to another (test ids to production)."""
+    if lock.cases and lock.api_url != api_url:
+        raise LockfileError(
+            f"{lock_path.name} belongs to {lock.api_url}, not {api_url}",
+            hint="use --lockfile to keep a separate lockfile per server",
+        )
+
+
+def save_lock(path: Path, lock: Lock) -> None:
+    """Write atomically: a crash leaves either the old or the new file, never a torn one."""
+    atomic_write_text(path, lock.to_json())
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
+    folder = path.parent
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

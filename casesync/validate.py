@@ -1,0 +1,390 @@
+"""The validation pipeline: YAML -> schema -> meaning -> files -> PHI gate -> ``Manifest``.
+
+Every problem of every file is collected in one run and reported sorted by file and line. No
+network access happens here, ever; plan and apply run this first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casesync.api import vocab
+from casesync.api.models import CaseFields
+from casesync.hashing import FactsCache, FileFacts, gather_facts
+from casesync.manifest import (
+    CaseSpec,
+    ImageFile,
+    Location,
+    Manifest,
+    Project,
+    SeriesSpec,
+    StudySpec,
+)
+from casesync.phi import gate
+from casesync.schema import schema_problems
+from casesync.seriesfiles import order_slices, resolve_root, select_files
+from casesync.settings import PROJECT_FILE, STATE_DIR
+from casesync.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
+
+DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
+DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")
+
+
+@dataclass
+class ValidationResult:
+    manifest: Manifest | None  # None when any error was found
+    problems: list[Problem] = field(default_factory=list)
+    facts: dict[str, FileFacts] = field(default_factory=dict)
+    phi_reports: list[gate.FileReport] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+@dataclass
+class _DraftSeries:
+    """A series between file selection and content facts."""
+
+    loaded: LoadedYaml
+    path: tuple[str | int, ...]
+    raw: dict[str, Any]
+    case_dir: Path
+    relpaths: list[str]
+    explicit_order: bool
+
+
+def cache_dir(root: Path) -> Path:
+    return root / STATE_DIR / "cache"
+
+
+def validate_project(
+    root: Path, *, use_cache: bool = True, progress: Callable[[int], None] | None = None
+) -> ValidationResult:
+    """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest."""
+    root = root.resolve()
+    problems: list[Problem] = []
+    project = _load_project(root, problems)
+    case_docs = _load_case_documents(root, project, problems) if project else []
+    drafts: list[_DraftSeries] = []
+    for loaded in case_docs:
+        drafts.extend(_select_series_files(root, loaded, problems))
+    relpaths = [relpath for draft in drafts for relpath in draft.relpaths]
+    cache = FactsCache(cache_dir(root) / "files.sqlite") if use_cache else None
+    try:
+        facts = gather_facts(root, relpaths, cache, progress=progress)
+    finally:
+        if cache:
+            cache.close()
+    series_specs = {
+        (draft.loaded.file, draft.path): _build_series(draft, facts, problems) for draft in drafts
+    }
+    reports = _phi_gate(root, series_specs, facts, problems, use_cache)
+    cases = [
+        case
+        for loaded in case_docs
+        if (case := _build_case(root, loaded, project, series_specs, problems)) is not None
+    ]
+    _check_unique_keys(cases, problems)
+    problems.sort(key=Problem.sort_key)
+    has_errors = any(p.severity == "error" for p in problems)
+    manifest = None if has_errors or project is None else Manifest(project, tuple(cases))
+    return ValidationResult(manifest, problems, facts, reports)
+
+
+def load_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
+    """Just casesync.yaml (for commands that need the api_url but not the cases)."""
+    problems: list[Problem] = []
+    return _load_project(root.resolve(), problems), problems
+
+
+def _load_project(root: Path, problems: list[Problem]) -> Project | None:
+    try:
+        loaded = load_yaml_file(root / PROJECT_FILE, PROJECT_FILE)
+    except YamlError as exc:
+        problems.append(exc.problem)
+        return None
+    problems.extend(loaded.problems)
+    if loaded.data is None:
+        loaded.data = {}
+    found = schema_problems("project", loaded)
+    problems.extend(found)
+    if found or not isinstance(loaded.data, dict):
+        return None
+    data = loaded.data
+    return Project(
+        root=root,
+        api_url=data.get("api_url"),
+        case_globs=tuple(data.get("cases", DEFAULT_CASE_GLOBS)),
+        defaults=dict(data.get("defaults", {})),
+    )
+
+
+def _load_case_documents(root: Path, project: Project, problems: list[Problem]) -> list[LoadedYaml]:
+    paths: dict[Path, None] = {}
+    for pattern in project.case_globs:
+        for match in sorted(glob.glob(str(root / pattern), recursive=True)):
+            paths[Path(match)] = None
+    if not paths:
+        problems.append(
+            Problem(
+                PROJECT_FILE, 1, 1, "no case manifests found", f"patterns: {project.case_globs}"
+            )
+        )
+    documents = []
+    for path in paths:
+        display = path.relative_to(root).as_posix()
+        try:
+            loaded = load_yaml_file(path, display)
+        except YamlError as exc:
+            problems.append(exc.problem)
+            continue
+        problems.extend(loaded.problems)
+        if isinstance(loaded.data, dict):
+            loaded.data = {**project.defaults, **loaded.data}
+        found = schema_problems("case", loaded)
+        problems.extend(found)
+        if not found:
+            documents.append(loaded)
+    return documents
+
+
+def _select_series_files(
+    root: Path, loaded: LoadedYaml, problems: list[Problem]
+) -> list[_DraftSeries]:
+    case_dir = (root / loaded.file).parent
+    drafts = []
+    for s_index, study in enumerate(loaded.data["studies"]):
+        for r_index, series in enumerate(study["series"]):
+            path = ("studies", s_index, "series", r_index)
+            selection = select_files(root, case_dir, series["images"])
+            for what, how in selection.errors:
+                problems.append(loaded.problem((*path, "images"), what, how))
+            drafts.append(
+                _DraftSeries(
+                    loaded, path, series, case_dir, selection.relpaths, selection.explicit_order
+                )
+            )
+    return drafts
+
+
+def _build_series(
+    draft: _DraftSeries, facts: dict[str, FileFacts], problems: list[Problem]
+) -> SeriesSpec | None:
+    where = (*draft.path, "images")
+    if not draft.relpaths:
+        return None
+    formats = {facts[p].format for p in draft.relpaths}
+    if None in formats:
+        unknown = next(p for p in draft.relpaths if facts[p].format is None)
+        problems.append(
+            draft.loaded.problem(
+                where,
+                f"{unknown} is not a supported image (DICOM, PNG, JPEG, GIF, BMP or MP4)",
+                "remove it from the series",
+            )
+        )
+        return None
+    if len(formats) > 1:
+        problems.append(
+            draft.loaded.problem(
+                where,
+                f"series mixes formats ({', '.join(sorted(f for f in formats if f))})",
+                "put each format in its own series",
+            )
+        )
+        return None
+    ordered = draft.relpaths if draft.explicit_order else order_slices(draft.relpaths, facts)
+    root_spec = draft.raw.get("root")
+    index, error = resolve_root(
+        root_spec, ordered, lambda p: Path(p).relative_to(_case_rel(draft)).as_posix()
+    )
+    if index is None:
+        problems.append(draft.loaded.problem((*draft.path, "root"), error or "bad root", None))
+        return None
+    line, col = draft.loaded.where(draft.path)
+    return SeriesSpec(
+        files=tuple(ImageFile(p, facts[p].sha256, facts[p].size) for p in ordered),
+        image_format=formats.pop() or "",
+        root_index=index,
+        perspective=draft.raw.get("perspective"),
+        specifics=draft.raw.get("specifics"),
+        key=draft.raw.get("key"),
+        burned_in_reviewed=draft.raw.get("burned_in_annotation") == "reviewed",
+        location=Location(draft.loaded.file, line, col),
+    )
+
+
+def _case_rel(draft: _DraftSeries) -> str:
+    return Path(draft.loaded.file).parent.as_posix()
+
+
+def _phi_gate(
+    root: Path,
+    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+    facts: dict[str, FileFacts],
+    problems: list[Problem],
+    use_cache: bool,
+) -> list[gate.FileReport]:
+    """Run the PHI gate on every file of every series; one problem per (series, rule, tag)."""
+    cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
+    all_reports: list[gate.FileReport] = []
+    for (file, _path), spec in series_specs.items():
+        if spec is None:
+            continue
+        paths = [root / f.path for f in spec.files]
+        hashes = {root / f.path: f.sha256 for f in spec.files}
+        reports = gate.check_files(
+            paths, burned_in_reviewed=spec.burned_in_reviewed, cache=cache, hashes=hashes
+        )
+        all_reports.extend(reports)
+        for summary in gate.summarize(reports):
+            tag = f" {summary.tag}" if summary.tag else ""
+            example = summary.example.relative_to(root).as_posix()
+            problems.append(
+                Problem(
+                    file,
+                    spec.location.line,
+                    spec.location.col,
+                    f"PHI gate [{summary.rule}]{tag}: {summary.reason}; "
+                    f"{summary.count} of {len(paths)} files, e.g. {example}",
+                    "run 'casesync anonymise' on the folder and point the manifest at the copy",
+                    summary.severity,
+                )
+            )
+    return all_reports
+
+
+def _build_case(
+    root: Path,
+    loaded: LoadedYaml,
+    project: Project | None,
+    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+    problems: list[Problem],
+) -> CaseSpec | None:
+    data = loaded.data
+    system_id = _lookup(loaded, data, "system", vocab.SYSTEMS, problems)
+    certainty_id = (
+        _lookup(loaded, data, "diagnostic_certainty", vocab.DIAGNOSTIC_CERTAINTIES, problems)
+        if "diagnostic_certainty" in data
+        else None
+    )
+    age = _check_age(loaded, data, problems)
+    studies = []
+    for s_index, study in enumerate(data["studies"]):
+        modality = study["modality"]
+        if modality not in vocab.MODALITIES:
+            near = vocab.suggest(modality, vocab.MODALITIES)
+            problems.append(
+                loaded.problem(
+                    ("studies", s_index, "modality"),
+                    f"unknown modality {modality!r}",
+                    f"did you mean {near!r}?"
+                    if near
+                    else f"use one of {', '.join(vocab.MODALITIES)}",
+                )
+            )
+        series = [
+            series_specs.get((loaded.file, ("studies", s_index, "series", r_index)))
+            for r_index in range(len(study["series"]))
+        ]
+        line, col = loaded.where(("studies", s_index))
+        studies.append(
+            StudySpec(
+                modality=modality,
+                caption=study.get("caption"),
+                findings=study.get("findings"),
+                series=tuple(s for s in series if s is not None),
+                key=study.get("key"),
+                location=Location(loaded.file, line, col),
+            )
+        )
+    key = data.get("key") or Path(loaded.file).parent.as_posix()
+    if key == ".":
+        problems.append(
+            loaded.problem((), "a case manifest at the project root needs a key", "add key: ...")
+        )
+    complete = all(
+        len(study.series) == len(raw["series"])
+        for study, raw in zip(studies, data["studies"], strict=True)
+    )
+    if system_id is None or not complete:
+        return None  # its problems are reported; the manifest is not built anyway
+    fields = CaseFields(
+        title=data["title"],
+        system_id=system_id,
+        diagnostic_certainty_id=certainty_id,
+        suitable_for_quiz=data.get("suitable_for_quiz"),
+        presentation=data.get("presentation"),
+        age=age,
+        gender=data.get("gender"),
+        body=data.get("body"),
+    )
+    line, col = loaded.where_key(("key",)) if "key" in data else (1, 1)
+    return CaseSpec(key, fields, tuple(studies), Location(loaded.file, line, col))
+
+
+def _lookup(
+    loaded: LoadedYaml,
+    data: dict[str, Any],
+    name: str,
+    table: dict[int, str],
+    problems: list[Problem],
+) -> int | None:
+    value = data[name]
+    ident = vocab.lookup_id(table, value)
+    if ident is None:
+        near = vocab.suggest(str(value), list(table.values()))
+        names = ", ".join(f"{v} ({k})" for k, v in table.items())
+        problems.append(
+            loaded.problem(
+                (name,),
+                f"unknown {name.replace('_', ' ')} {value!r}",
+                f"did you mean {near!r}?" if near else f"use one of: {names}",
+            )
+        )
+    return ident
+
+
+def _check_age(loaded: LoadedYaml, data: dict[str, Any], problems: list[Problem]) -> str | None:
+    age = data.get("age")
+    if age is None:
+        return None
+    if isinstance(age, dt.date) or (isinstance(age, str) and DATE_LIKE.search(age)):
+        problems.append(
+            loaded.problem(
+                ("age",),
+                "age looks like a date (a date of birth identifies the patient)",
+                "write the age as text, e.g. '34 years'",
+            )
+        )
+        return None
+    return str(age)
+
+
+def _check_unique_keys(cases: list[CaseSpec], problems: list[Problem]) -> None:
+    seen: dict[str, CaseSpec] = {}
+    for case in cases:
+        if case.key in seen:
+            first = seen[case.key].location
+            problems.append(
+                Problem(
+                    case.location.file,
+                    case.location.line,
+                    case.location.col,
+                    f"case key {case.key!r} is also used by {first.file}",
+                    "give each case a unique key",
+                )
+            )
+        else:
+            seen[case.key] = case
