@@ -77,7 +77,7 @@ def validate_project(
     project = _load_project(root, problems)
     case_docs = _load_case_documents(root, project, problems) if project else []
     drafts: list[_DraftSeries] = []
-    for loaded in case_docs:
+    for loaded, _ in case_docs:
         drafts.extend(_select_series_files(root, loaded, problems))
     relpaths = [relpath for draft in drafts for relpath in draft.relpaths]
     cache = FactsCache(cache_dir(root) / "files.sqlite") if use_cache else None
@@ -92,8 +92,8 @@ def validate_project(
     reports = _phi_gate(root, series_specs, facts, problems, use_cache)
     cases = [
         case
-        for loaded in case_docs
-        if (case := _build_case(root, loaded, project, series_specs, problems)) is not None
+        for loaded, schema_ok in case_docs
+        if (case := _build_case(loaded, schema_ok, series_specs, problems)) is not None
     ]
     _check_unique_keys(cases, problems)
     problems.sort(key=Problem.sort_key)
@@ -130,7 +130,10 @@ def _load_project(root: Path, problems: list[Problem]) -> Project | None:
     )
 
 
-def _load_case_documents(root: Path, project: Project, problems: list[Problem]) -> list[LoadedYaml]:
+def _load_case_documents(
+    root: Path, project: Project, problems: list[Problem]
+) -> list[tuple[LoadedYaml, bool]]:
+    """Every case manifest that parsed, with whether it also passed the schema."""
     paths: dict[Path, None] = {}
     for pattern in project.case_globs:
         for match in sorted(glob.glob(str(root / pattern), recursive=True)):
@@ -141,7 +144,7 @@ def _load_case_documents(root: Path, project: Project, problems: list[Problem]) 
                 PROJECT_FILE, 1, 1, "no case manifests found", f"patterns: {project.case_globs}"
             )
         )
-    documents = []
+    documents: list[tuple[LoadedYaml, bool]] = []
     for path in paths:
         display = path.relative_to(root).as_posix()
         try:
@@ -154,8 +157,8 @@ def _load_case_documents(root: Path, project: Project, problems: list[Problem]) 
             loaded.data = {**project.defaults, **loaded.data}
         found = schema_problems("case", loaded)
         problems.extend(found)
-        if not found:
-            documents.append(loaded)
+        if isinstance(loaded.data, dict):
+            documents.append((loaded, not found))
     return documents
 
 
@@ -164,18 +167,33 @@ def _select_series_files(
 ) -> list[_DraftSeries]:
     case_dir = (root / loaded.file).parent
     drafts = []
-    for s_index, study in enumerate(loaded.data["studies"]):
-        for r_index, series in enumerate(study["series"]):
-            path = ("studies", s_index, "series", r_index)
-            selection = select_files(root, case_dir, series["images"])
-            for what, how in selection.errors:
-                problems.append(loaded.problem((*path, "images"), what, how))
-            drafts.append(
-                _DraftSeries(
-                    loaded, path, series, case_dir, selection.relpaths, selection.explicit_order
-                )
+    for s_index, r_index, series in _well_formed_series(loaded.data):
+        path = ("studies", s_index, "series", r_index)
+        selection = select_files(root, case_dir, series["images"])
+        for what, how in selection.errors:
+            problems.append(loaded.problem((*path, "images"), what, how))
+        drafts.append(
+            _DraftSeries(
+                loaded, path, series, case_dir, selection.relpaths, selection.explicit_order
             )
+        )
     return drafts
+
+
+def _well_formed_series(data: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
+    """The series entries whose shape allows file checks, even if the schema found problems
+    elsewhere in the document, so one run reports as much as it can."""
+    found = []
+    studies = data.get("studies")
+    for s_index, study in enumerate(studies if isinstance(studies, list) else []):
+        series_list = study.get("series") if isinstance(study, dict) else None
+        for r_index, series in enumerate(series_list if isinstance(series_list, list) else []):
+            images = series.get("images") if isinstance(series, dict) else None
+            if isinstance(images, str) or (
+                isinstance(images, list) and images and all(isinstance(i, str) for i in images)
+            ):
+                found.append((s_index, r_index, series))
+    return found
 
 
 def _build_series(
@@ -266,59 +284,39 @@ def _phi_gate(
 
 
 def _build_case(
-    root: Path,
     loaded: LoadedYaml,
-    project: Project | None,
+    schema_ok: bool,
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
     problems: list[Problem],
 ) -> CaseSpec | None:
+    """Check what the schema cannot (vocabularies, age, key), then build the typed case."""
     data = loaded.data
     system_id = _lookup(loaded, data, "system", vocab.SYSTEMS, problems)
-    certainty_id = (
-        _lookup(loaded, data, "diagnostic_certainty", vocab.DIAGNOSTIC_CERTAINTIES, problems)
-        if "diagnostic_certainty" in data
-        else None
+    certainty_id = _lookup(
+        loaded, data, "diagnostic_certainty", vocab.DIAGNOSTIC_CERTAINTIES, problems
     )
     age = _check_age(loaded, data, problems)
-    studies = []
-    for s_index, study in enumerate(data["studies"]):
-        modality = study["modality"]
-        if modality not in vocab.MODALITIES:
+    studies = data.get("studies") if isinstance(data.get("studies"), list) else []
+    for s_index, study in enumerate(studies):
+        modality = study.get("modality") if isinstance(study, dict) else None
+        if isinstance(modality, str) and modality not in vocab.MODALITIES:
             near = vocab.suggest(modality, vocab.MODALITIES)
             problems.append(
                 loaded.problem(
                     ("studies", s_index, "modality"),
-                    f"unknown modality {modality!r}",
+                    f"unknown modality {modality!r} (matched literally)",
                     f"did you mean {near!r}?"
                     if near
                     else f"use one of {', '.join(vocab.MODALITIES)}",
                 )
             )
-        series = [
-            series_specs.get((loaded.file, ("studies", s_index, "series", r_index)))
-            for r_index in range(len(study["series"]))
-        ]
-        line, col = loaded.where(("studies", s_index))
-        studies.append(
-            StudySpec(
-                modality=modality,
-                caption=study.get("caption"),
-                findings=study.get("findings"),
-                series=tuple(s for s in series if s is not None),
-                key=study.get("key"),
-                location=Location(loaded.file, line, col),
-            )
-        )
     key = data.get("key") or Path(loaded.file).parent.as_posix()
     if key == ".":
         problems.append(
             loaded.problem((), "a case manifest at the project root needs a key", "add key: ...")
         )
-    complete = all(
-        len(study.series) == len(raw["series"])
-        for study, raw in zip(studies, data["studies"], strict=True)
-    )
-    if system_id is None or not complete:
+    study_specs = [_build_study(loaded, i, study, series_specs) for i, study in enumerate(studies)]
+    if not schema_ok or system_id is None or key == "." or None in study_specs:
         return None  # its problems are reported; the manifest is not built anyway
     fields = CaseFields(
         title=data["title"],
@@ -331,7 +329,36 @@ def _build_case(
         body=data.get("body"),
     )
     line, col = loaded.where_key(("key",)) if "key" in data else (1, 1)
-    return CaseSpec(key, fields, tuple(studies), Location(loaded.file, line, col))
+    return CaseSpec(
+        key, fields, tuple(s for s in study_specs if s), Location(loaded.file, line, col)
+    )
+
+
+def _build_study(
+    loaded: LoadedYaml,
+    s_index: int,
+    study: dict[str, Any],
+    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+) -> StudySpec | None:
+    """The typed study, or None when any of its series could not be built."""
+    if not isinstance(study, dict) or not isinstance(study.get("series"), list):
+        return None
+    series = [
+        series_specs.get((loaded.file, ("studies", s_index, "series", r_index)))
+        for r_index in range(len(study["series"]))
+    ]
+    built = [s for s in series if s is not None]
+    if len(built) != len(series):
+        return None
+    line, col = loaded.where(("studies", s_index))
+    return StudySpec(
+        modality=study["modality"],
+        caption=study.get("caption"),
+        findings=study.get("findings"),
+        series=tuple(built),
+        key=study.get("key"),
+        location=Location(loaded.file, line, col),
+    )
 
 
 def _lookup(
@@ -341,7 +368,9 @@ def _lookup(
     table: dict[int, str],
     problems: list[Problem],
 ) -> int | None:
-    value = data[name]
+    value = data.get(name)
+    if not isinstance(value, str | int):
+        return None  # absent or mistyped: the schema reports it
     ident = vocab.lookup_id(table, value)
     if ident is None:
         near = vocab.suggest(str(value), list(table.values()))

@@ -7,6 +7,7 @@ a side table of positions keyed by the value's path (``("studies", 0, "modality"
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,10 +141,12 @@ class _Converter:
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise YamlError(self._problem(node, f"unsupported value: {what}")) from None
+        # Dates stay text: manifests are JSON-shaped, and "age: 1990-01-01" must be seen as such.
+        return value.isoformat() if isinstance(value, dt.date) else value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
