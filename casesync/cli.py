@@ -7,12 +7,32 @@ Business logic lives in the core modules; every error travels as a ``CasesyncErr
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from casesync import __version__
+from casesync.errors import ConfigError, ExitCode
+from casesync.lockfile import atomic_write_text
+from casesync.render import (
+    PLAN_FORMATS,
+    render_json,
+    render_plan,
+    render_problems_json,
+    render_problems_text,
+)
+from casesync.scaffold import init_project, refresh_editor_schemas
+from casesync.schema import schema_text
+from casesync.settings import find_project_root
+from casesync.validate import validate_project
+from casesync.workflow import InvalidProject, prepare_plan
+from casesync.yamlload import Problem
 
 app = typer.Typer(
     name="casesync",
@@ -58,3 +78,129 @@ def main_callback(
     ctx.obj = GlobalOptions(directory, debug)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+
+
+# --- project: init, validate, plan, schema ---
+
+
+def _options(ctx: typer.Context) -> GlobalOptions:
+    options = ctx.find_root().obj
+    assert isinstance(options, GlobalOptions)
+    return options
+
+
+def _start_dir(ctx: typer.Context) -> Path:
+    return _options(ctx).directory or Path.cwd()
+
+
+def _project_root(ctx: typer.Context) -> Path:
+    return find_project_root(_start_dir(ctx))
+
+
+FormatOption = Annotated[
+    str,
+    typer.Option("--format", "-f", help="Output format: text, json or markdown (plan only)."),
+]
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option("--api-url", help="Radiopaedia API base URL (env CASESYNC_API_URL)."),
+]
+LockfileOption = Annotated[
+    Path | None,
+    typer.Option("--lockfile", help="Lockfile to use instead of casesync.lock (one per server)."),
+]
+
+
+@contextmanager
+def hashing_progress() -> Iterator[Callable[[int], None] | None]:
+    """A byte counter on stderr while new or changed files are hashed (TTY only)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("hashing"), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("hashing", total=None)
+        yield lambda size: bar.advance(task, size)
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
+    if fmt not in allowed:
+        raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(allowed)}")
+
+
+def _print_problems(problems: list[Problem], fmt: str) -> None:
+    if fmt == "json":
+        typer.echo(render_problems_json(problems), nl=False)
+    elif problems:
+        typer.echo(render_problems_text(problems), nl=False)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Start a project here: casesync.yaml, a sample case, and .gitignore entries."""
+    root = _start_dir(ctx).resolve()
+    written = init_project(root)
+    for name in written:
+        typer.echo(f"wrote {name}")
+    if not written:
+        typer.echo("nothing to do: the project is already set up")
+    typer.echo("next: edit cases/, then run 'casesync validate' and 'casesync plan'")
+
+
+@app.command()
+def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
+    """Check manifests and every referenced file (paths, formats, PHI). Never uses the network."""
+    _check_format(fmt, ("text", "json"))
+    root = _project_root(ctx)
+    refresh_editor_schemas(root)
+    with hashing_progress() as progress:
+        result = validate_project(root, progress=progress)
+    _print_problems(result.problems, fmt)
+    if result.manifest is None:
+        raise InvalidProject(result)
+    if fmt == "text":
+        files = len(result.facts)
+        typer.echo(f"OK: {len(result.manifest.cases)} cases, {files} files valid.")
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    fmt: FormatOption = "text",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the plan as JSON, for 'apply --plan'."),
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes."),
+    ] = False,
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """Show what apply would create and upload, from the manifests and casesync.lock alone."""
+    _check_format(fmt, PLAN_FORMATS)
+    root = _project_root(ctx)
+    try:
+        with hashing_progress() as progress:
+            prepared = prepare_plan(
+                root, api_url_flag=api_url, lock_path=lockfile, progress=progress
+            )
+    except InvalidProject as exc:
+        _print_problems(exc.result.problems, "json" if fmt == "json" else "text")
+        raise
+    if fmt == "text":
+        _print_problems(prepared.validation.warnings, "text")
+    typer.echo(render_plan(prepared.plan, fmt), nl=False)
+    if out is not None:
+        atomic_write_text(out, render_json(prepared.plan))
+    if detailed_exitcode and prepared.plan.has_changes:
+        raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+@app.command()
+def schema(
+    name: Annotated[str, typer.Argument(help="case, project or lock")],
+) -> None:
+    """Print a JSON Schema (for editors and other tools)."""
+    typer.echo(schema_text(name), nl=False)

@@ -17,6 +17,8 @@ import yaml
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a case manifest is text; a megabyte is already absurd
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
 
+PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
 JsonPath = tuple[str | int, ...]
 
 
@@ -135,6 +137,8 @@ class _Converter:
                 )
             )
         self.loaded.values[path] = _position(node)
+        if isinstance(node, yaml.CollectionNode) and node.tag not in PLAIN_COLLECTION_TAGS:
+            raise YamlError(self._problem(node, f"unsupported value: tag {node.tag!r}"))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -1,0 +1,112 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from casesync.errors import LockfileError
+from casesync.lockfile import (
+    Lock,
+    LockedCase,
+    LockedFile,
+    LockedSeries,
+    LockedStudy,
+    check_api_url_matches,
+    fingerprint,
+    load_lock,
+    save_lock,
+)
+
+API = "https://radiopaedia.org"
+
+
+def sample_lock() -> Lock:
+    series = LockedSeries(
+        content_id="sha256:abc",
+        job_id="job-1",
+        fields={"perspective": fingerprint("Axial")},
+        files=[LockedFile("cases/a/ct/1.dcm", 10, "aa" * 32, upload_id=7)],
+    )
+    study = LockedStudy(study_id=5, position=2, series=[series])
+    return Lock(
+        api_url=API,
+        cases={
+            "b-case": LockedCase(case_id=2, studies=[]),
+            "a-case": LockedCase(case_id=1, upload_finished=True, studies=[study]),
+        },
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "casesync.lock"
+    save_lock(path, sample_lock())
+    assert load_lock(path, API) == sample_lock()
+
+
+def test_output_is_deterministic_and_sorted(tmp_path: Path) -> None:
+    text = sample_lock().to_json()
+    assert text == sample_lock().to_json()
+    assert text.index('"a-case"') < text.index('"b-case"')
+    assert text.endswith("}\n")
+    assert json.loads(text)["version"] == 1
+
+
+def test_missing_lock_is_empty(tmp_path: Path) -> None:
+    lock = load_lock(tmp_path / "casesync.lock", API)
+    assert lock.cases == {} and lock.api_url == API
+
+
+def test_uploaded_hashes_only_counts_attached_files() -> None:
+    lock = sample_lock()
+    lock.cases["a-case"].studies[0].series[0].files.append(LockedFile("x", 1, "bb" * 32))
+    assert lock.uploaded_hashes() == {"aa" * 32}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "corrupt"),
+        ('{"cases": {}}', "not a casesync lockfile"),
+        ('{"version": 99, "api_url": "x", "cases": {}}', "newer than this casesync"),
+        ('{"version": 1, "api_url": "x", "cases": {"a": {"studies": []}}}', "corrupt"),
+    ],
+)
+def test_bad_lockfiles_are_refused_and_left_alone(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "casesync.lock"
+    path.write_text(content)
+    with pytest.raises(LockfileError, match=message):
+        load_lock(path, API)
+    assert path.read_text() == content
+
+
+def test_api_url_mismatch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LockfileError, match="belongs to"):
+        check_api_url_matches(sample_lock(), "http://127.0.0.1:8787", tmp_path / "casesync.lock")
+    check_api_url_matches(Lock(api_url=API), "http://127.0.0.1:8787", tmp_path / "casesync.lock")
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "casesync.lock"
+    save_lock(path, sample_lock())
+    before = path.read_text()
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    changed = sample_lock()
+    changed.cases["c-case"] = LockedCase(case_id=3)
+    with pytest.raises(OSError, match="disk full"):
+        save_lock(path, changed)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["casesync.lock"]
+
+
+def test_fingerprint_is_stable_and_short() -> None:
+    assert fingerprint({"b": 1, "a": 2}) == fingerprint({"a": 2, "b": 1})
+    assert fingerprint("x") != fingerprint("y")
+    assert len(fingerprint("x")) == len("sha256:") + 16
