@@ -69,18 +69,19 @@ def _folder_files(folder: Path) -> list[Path]:
 
 
 def _safe_relpath(root: Path, file: Path, entry: str) -> tuple[str | None, tuple[str, str] | None]:
+    label = repr(entry) if Path(entry).name == file.name else f"{entry!r}: {file.name}"
     if not os.path.lexists(file):
-        return None, (f"{entry!r}: {file.name} does not exist", "fix the path or add the file")
+        return None, (f"{label} does not exist", "fix the path or add the file")
     resolved = file.resolve()
     if not resolved.is_relative_to(root):
         return None, (
-            f"{entry!r}: {file.name} resolves outside the project root",
+            f"{label} resolves outside the project root",
             "keep images inside the repository (no '..' or symlinks pointing out)",
         )
     if not resolved.is_file():
-        return None, (f"{entry!r}: {file.name} is not a regular file", "point at image files")
+        return None, (f"{label} is not a regular file", "point at image files")
     if not os.access(resolved, os.R_OK):
-        return None, (f"{entry!r}: {file.name} is not readable", "fix its permissions")
+        return None, (f"{label} is not readable", "fix its permissions")
     return resolved.relative_to(root).as_posix(), None
 
 

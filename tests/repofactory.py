@@ -51,7 +51,8 @@ def write_pngs(folder: Path, names: list[str], seed: int = 0) -> list[Path]:
     return paths
 
 
-SIMPLE_CASE = """
+SIMPLE_CASE = textwrap.dedent(
+    """
     title: Acute appendicitis
     system: Gastrointestinal
     diagnostic_certainty: Certain
@@ -64,6 +65,7 @@ SIMPLE_CASE = """
         series:
           - images: xr
 """
+).lstrip("\n")
 
 
 def simple_repo(root: Path, cases: int = 1, images: int = 3) -> Path:
