@@ -160,7 +160,8 @@ def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
         raise InvalidProject(result)
     if fmt == "text":
         files = len(result.facts)
-        typer.echo(f"OK: {len(result.manifest.cases)} cases, {files} files valid.")
+        cases = len(result.manifest.cases)
+        typer.echo(f"OK: {cases} case{'s' * (cases != 1)} and {files} files are valid.")
 
 
 @app.command()

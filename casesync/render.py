@@ -180,7 +180,7 @@ def render_markdown(plan: Plan) -> str:
         lines += [
             "<details>",
             f"<summary><code>{_md(case.key)}</code> {_md(case.title)} ({state}: "
-            f"{len(case.actions)} to do, {len(case.warnings)} warnings)</summary>",
+            f"{len(case.actions)} to do, {_plural(len(case.warnings), 'warning')})</summary>",
             "",
             "| | Action |",
             "|---|---|",

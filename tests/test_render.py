@@ -1,0 +1,70 @@
+"""Golden files for the three plan renderers; UPDATE_GOLDEN=1 rewrites them after a reviewed change."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from casesync.lockfile import Lock
+from casesync.planner import Plan, make_plan
+from casesync.render import MARKDOWN_MARKER, human_bytes, render_plan, summary_line
+from test_planner import API, case, locked, manifest, series, study
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def sample_plan() -> Plan:
+    applied = case("knee-01", study("X-ray", series("1")), title="Old title")
+    changed = case(
+        "knee-01",
+        study("X-ray", series("1")),
+        study("MRI", series("4", "5", perspective="Sagittal")),
+        title="Meniscal tear | knee",
+    )
+    new = case(
+        "appendicitis-01",
+        study("CT", series("1", "2", "3"), caption="CT <abdomen>"),
+        title="Acute appendicitis",
+    )
+    gone = case("removed-case", study("CT", series("9")))
+    lock = Lock(
+        API, {"knee-01": locked(applied, case_id=11), "removed-case": locked(gone, case_id=12)}
+    )
+    return make_plan(manifest(new, changed), lock, API)
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("text", "txt"), ("json", "json"), ("markdown", "md")])
+def test_plan_renders_like_the_golden_file(fmt: str, suffix: str) -> None:
+    rendered = render_plan(sample_plan(), fmt)
+    golden = GOLDEN / f"plan.{suffix}"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text()
+
+
+def test_json_plan_is_versioned_and_parses() -> None:
+    document = json.loads(render_plan(sample_plan(), "json"))
+    assert document["format_version"] == 1
+    assert document["summary"]["cases_to_create"] == 1
+    assert document["inputs_digest"].startswith("sha256:")
+
+
+def test_markdown_carries_the_marker_and_escapes_html_and_pipes() -> None:
+    text = render_plan(sample_plan(), "markdown")
+    assert text.startswith(MARKDOWN_MARKER)
+    assert "CT &lt;abdomen&gt;" in text and "Meniscal tear \\| knee" in text
+
+
+def test_no_changes_summary() -> None:
+    spec = case("a", study("CT", series("1")))
+    plan = make_plan(manifest(spec), Lock(API, {"a": locked(spec)}), API)
+    assert summary_line(plan) == "No changes. The remote cases match the manifests."
+    assert render_plan(plan, "text").endswith("No changes. The remote cases match the manifests.\n")
+
+
+@pytest.mark.parametrize(
+    ("count", "text"), [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (1_400_000_000, "1.4 GB")]
+)
+def test_human_bytes(count: int, text: str) -> None:
+    assert human_bytes(count) == text

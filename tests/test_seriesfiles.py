@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+
+from casesync.hashing import gather_facts
+from casesync.seriesfiles import natural_key, order_slices, resolve_root
+
+
+def write_slices(folder: Path, numbering: dict[str, tuple[int | None, float]]) -> list[str]:
+    """Copies of pydicom's CT_small.dcm with the given InstanceNumber and z position."""
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    for name, (instance, z) in numbering.items():
+        if instance is None:
+            source.pop("InstanceNumber", None)
+        else:
+            source.InstanceNumber = instance
+        source.ImagePositionPatient = [0.0, 0.0, z]
+        source.save_as(folder / name)
+    return list(numbering)
+
+
+def test_dicom_slices_sort_by_instance_number_not_name(tmp_path: Path) -> None:
+    names = write_slices(tmp_path, {"a.dcm": (3, 0.0), "b.dcm": (1, 0.0), "c.dcm": (2, 0.0)})
+    facts = gather_facts(tmp_path, names)
+    assert order_slices(names, facts) == ["b.dcm", "c.dcm", "a.dcm"]
+
+
+def test_equal_instance_numbers_sort_by_position_along_the_normal(tmp_path: Path) -> None:
+    names = write_slices(tmp_path, {"a.dcm": (1, 5.0), "b.dcm": (1, -5.0), "c.dcm": (1, 0.0)})
+    facts = gather_facts(tmp_path, names)
+    assert order_slices(names, facts) == ["b.dcm", "c.dcm", "a.dcm"]
+
+
+def test_missing_keys_fall_back_to_natural_name_order(tmp_path: Path) -> None:
+    names = write_slices(
+        tmp_path, {"s10.dcm": (None, 0.0), "s2.dcm": (None, 0.0), "s1.dcm": (4, 0.0)}
+    )
+    facts = gather_facts(tmp_path, names)
+    assert order_slices(names, facts) == ["s1.dcm", "s2.dcm", "s10.dcm"]
+
+
+def test_natural_key() -> None:
+    assert sorted(["img10", "img2", "Img1"], key=natural_key) == ["Img1", "img2", "img10"]
+
+
+def test_root_resolution() -> None:
+    files = ["c/a/1.png", "c/a/2.png", "c/a/3.png", "c/a/4.png"]
+
+    def rel(path: str) -> str:
+        return path.removeprefix("c/")
+
+    assert resolve_root(None, files, rel) == (2, None)
+    assert resolve_root("middle", files, rel) == (2, None)
+    assert resolve_root("first", files, rel) == (0, None)
+    assert resolve_root("last", files, rel) == (3, None)
+    assert resolve_root(1, files, rel) == (1, None)
+    assert resolve_root("3.png", files, rel) == (2, None)
+    assert resolve_root("a/4.png", files, rel) == (3, None)
+    assert resolve_root(4, files, rel)[0] is None
+    assert resolve_root("9.png", files, rel)[0] is None
