@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from casesync.formats import DICOM, sniff_format
 
@@ -52,16 +53,14 @@ class FactsCache:
             " schema INTEGER)"
         )
 
-    def lookup_all(self) -> dict[str, tuple[_Stat, FileFacts]]:
+    def lookup_all(self) -> dict[str, tuple[Any, ...]]:
+        """path -> (ino, size, mtime_ns, sha256, format, instance_number, slice_position)."""
         rows = self.connection.execute(
             "SELECT path, ino, size, mtime_ns, sha256, format, instance_number, slice_position"
             " FROM files WHERE schema = ?",
             (CACHE_SCHEMA,),
         )
-        return {
-            row[0]: (_Stat(row[1], row[2], row[3]), FileFacts(row[4], row[2], *row[5:8]))
-            for row in rows
-        }
+        return {row[0]: row[1:] for row in rows}
 
     def store(self, entries: Sequence[tuple[str, _Stat, FileFacts]]) -> None:
         with self.connection:
@@ -102,12 +101,13 @@ def gather_facts(
     cached = cache.lookup_all() if cache else {}
     result: dict[str, FileFacts] = {}
     todo: list[tuple[str, _Stat]] = []
+    prefix = f"{root}{os.sep}"
     for relpath in dict.fromkeys(relpaths):
-        info = os.stat(root / relpath)
+        info = os.stat(prefix + relpath)
         stat = _Stat(info.st_ino, info.st_size, info.st_mtime_ns)
-        hit = cached.get(relpath)
-        if hit and hit[0] == stat:
-            result[relpath] = hit[1]
+        row = cached.get(relpath)
+        if row and row[:3] == (stat.ino, stat.size, stat.mtime_ns):
+            result[relpath] = FileFacts(row[3], row[1], row[4], row[5], row[6])
         else:
             todo.append((relpath, stat))
     if not todo:
@@ -162,7 +162,7 @@ def dicom_slice_keys(path: Path) -> tuple[int | None, float | None]:
 
 def _int_or_none(value: object) -> int | None:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(str(value))
     except (TypeError, ValueError):
         return None
 

@@ -71,6 +71,12 @@ class LockedCase:
 class Lock:
     api_url: str
     cases: dict[str, LockedCase] = field(default_factory=dict)
+    # sha256 of the file as read, so plans can cite it without re-serialising a large lock
+    source_digest: str = field(default="", compare=False, repr=False)
+
+    def digest(self) -> str:
+        """Digest of the content: the file's when unchanged since loading, else recomputed."""
+        return self.source_digest or hashlib.sha256(self.to_json().encode()).hexdigest()
 
     def uploaded_hashes(self) -> set[str]:
         """Hashes whose bytes the server already holds (attached to some series)."""
@@ -98,13 +104,15 @@ def load_lock(path: Path, api_url: str) -> Lock:
     if not path.exists():
         return Lock(api_url=api_url)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        document = json.loads(raw)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LockfileError(
             f"{path.name} is unreadable or corrupt ({exc})",
             hint="restore it from git (git checkout -- casesync.lock); never delete it",
         ) from None
     lock = parse_lock(document, path.name)
+    lock.source_digest = hashlib.sha256(raw).hexdigest()
     return lock
 
 
@@ -171,7 +179,9 @@ def check_api_url_matches(lock: Lock, api_url: str, lock_path: Path) -> None:
 
 def save_lock(path: Path, lock: Lock) -> None:
     """Write atomically: a crash leaves either the old or the new file, never a torn one."""
-    atomic_write_text(path, lock.to_json())
+    text = lock.to_json()
+    atomic_write_text(path, text)
+    lock.source_digest = hashlib.sha256(text.encode()).hexdigest()
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

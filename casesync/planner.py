@@ -311,21 +311,12 @@ def inputs_digest(manifest: Manifest, lock: Lock, api_url: str) -> str:
     """A checksum over everything a plan is computed from: manifests, file hashes, lock, API."""
     digest = hashlib.sha256()
     digest.update(api_url.encode())
-    digest.update(lock.to_json().encode())
+    digest.update(lock.digest().encode())
     for case in manifest.cases:
         digest.update(json.dumps([case.key, case.sent_fields()], sort_keys=True).encode())
         for study in case.studies:
             digest.update(json.dumps([study.key, study.sent_fields()], sort_keys=True).encode())
             for series in study.series:
-                digest.update(
-                    json.dumps(
-                        [
-                            series.key,
-                            series.sent_fields(),
-                            series.image_format,
-                            [(f.path, f.sha256) for f in series.files],
-                        ],
-                        sort_keys=True,
-                    ).encode()
-                )
+                identity = [series.key, series.content_id, series.image_format]
+                digest.update(json.dumps([*identity, series.sent_fields()]).encode())
     return "sha256:" + digest.hexdigest()

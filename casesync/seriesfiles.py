@@ -35,67 +35,107 @@ def natural_key(name: str) -> list[object]:
 
 
 def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selection:
-    """Expand ``images`` (a folder, a file, or a list of files and globs) safely."""
+    """Expand ``images`` (a folder, a file, or a list of files and globs) safely.
+
+    Hot path of a no-op plan (thousands of files): plain strings and ``DirEntry`` data, and
+    one ``realpath`` per folder rather than per file.
+    """
+    root_prefix = str(root) + os.sep
     entries = [images] if isinstance(images, str) else list(images)
     relpaths: list[str] = []
     errors: list[tuple[str, str]] = []
     for entry in entries:
+        target = os.path.join(case_dir, entry)
         if GLOB_CHARS.search(entry):
-            matches = sorted(glob.glob(str(case_dir / entry), recursive=True), key=natural_key)
-            files = [Path(match) for match in matches if not Path(match).name.startswith(".")]
+            matches = sorted(glob.glob(target, recursive=True), key=natural_key)
+            files = [m for m in matches if not os.path.basename(m).startswith(".")]
             if not files:
                 errors.append((f"{entry!r} matches no file", "check the pattern"))
-        else:
-            target = case_dir / entry
-            if target.is_dir():
-                files = _folder_files(target)
-                if not files:
-                    errors.append((f"folder {entry!r} holds no image files", "add images"))
+            _check_each(root_prefix, files, entry, relpaths, errors)
+        elif os.path.isdir(target):
+            errors_before = len(errors)
+            folder_relpaths = _folder_relpaths(root_prefix, target, errors)
+            if folder_relpaths is None:
+                errors.append((f"{entry!r} resolves outside the project root", ESCAPE_HINT))
+            elif not folder_relpaths and len(errors) == errors_before:
+                errors.append((f"folder {entry!r} holds no image files", "add images"))
             else:
-                files = [target]
-        for file in files:
-            relpath, problem = _safe_relpath(root, file, entry)
-            if problem:
-                errors.append(problem)
-            elif relpath is not None:
-                relpaths.append(relpath)
+                relpaths.extend(folder_relpaths)
+        else:
+            _check_each(root_prefix, [target], entry, relpaths, errors)
     return Selection(relpaths, explicit_order=isinstance(images, list), errors=errors)
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    with os.scandir(folder) as entries:
-        names = [e.name for e in entries if not e.name.startswith(".") and not e.is_dir()]
-    return [folder / name for name in sorted(names, key=natural_key)]
+ESCAPE_HINT = "keep images inside the repository (no '..' or symlinks pointing out)"
 
 
-def _safe_relpath(root: Path, file: Path, entry: str) -> tuple[str | None, tuple[str, str] | None]:
-    label = repr(entry) if Path(entry).name == file.name else f"{entry!r}: {file.name}"
-    if not os.path.lexists(file):
-        return None, (f"{label} does not exist", "fix the path or add the file")
-    resolved = file.resolve()
-    if not resolved.is_relative_to(root):
-        return None, (
-            f"{label} resolves outside the project root",
-            "keep images inside the repository (no '..' or symlinks pointing out)",
-        )
-    if not resolved.is_file():
-        return None, (f"{label} is not a regular file", "point at image files")
-    if not os.access(resolved, os.R_OK):
-        return None, (f"{label} is not readable", "fix its permissions")
-    return resolved.relative_to(root).as_posix(), None
+def _folder_relpaths(
+    root_prefix: str, folder: str, errors: list[tuple[str, str]]
+) -> list[str] | None:
+    """A folder's visible files in natural order; symlinked entries are checked one by one."""
+    real_folder = os.path.realpath(folder)
+    if not (real_folder + os.sep).startswith(root_prefix):
+        return None
+    plain: list[str] = []
+    linked: set[str] = set()
+    with os.scandir(folder) as scan:
+        for item in scan:
+            if item.name.startswith("."):
+                continue
+            if item.is_symlink():
+                linked.add(item.name)
+            elif item.is_file(follow_symlinks=False):
+                plain.append(item.name)
+    relative_folder = real_folder[len(root_prefix) :].replace(os.sep, "/")
+    result: list[str] = []
+    for name in sorted([*plain, *linked], key=natural_key):
+        if name in linked:
+            _check_each(root_prefix, [os.path.join(folder, name)], name, result, errors)
+        elif os.access(os.path.join(real_folder, name), os.R_OK):
+            result.append(f"{relative_folder}/{name}")
+        else:
+            errors.append((f"{name} is not readable", "fix its permissions"))
+    return result
+
+
+def _check_each(
+    root_prefix: str,
+    files: list[str],
+    entry: str,
+    relpaths: list[str],
+    errors: list[tuple[str, str]],
+) -> None:
+    for file in files:
+        name = os.path.basename(file)
+        label = repr(entry) if os.path.basename(entry) == name else f"{entry!r}: {name}"
+        if not os.path.lexists(file):
+            errors.append((f"{label} does not exist", "fix the path or add the file"))
+            continue
+        resolved = os.path.realpath(file)
+        if not resolved.startswith(root_prefix):
+            errors.append((f"{label} resolves outside the project root", ESCAPE_HINT))
+        elif not os.path.isfile(resolved):
+            errors.append((f"{label} is not a regular file", "point at image files"))
+        elif not os.access(resolved, os.R_OK):
+            errors.append((f"{label} is not readable", "fix its permissions"))
+        else:
+            relpaths.append(resolved[len(root_prefix) :].replace(os.sep, "/"))
 
 
 def order_slices(relpaths: list[str], facts: dict[str, FileFacts]) -> list[str]:
-    """Slice order for a folder or glob: DICOM keys first, then natural file-name order."""
+    """Slice order for a folder or glob: DICOM keys first, then the natural name order.
 
-    def key(relpath: str) -> tuple[object, ...]:
+    The input is already in natural name order and the sort is stable, so names need no
+    second look.
+    """
+
+    def key(relpath: str) -> tuple[bool, int, bool, float]:
         f = facts[relpath]
         return (
             f.instance_number is None,
             f.instance_number or 0,
             f.slice_position is None,
             f.slice_position or 0.0,
-            natural_key(Path(relpath).name),
         )
 
     return sorted(relpaths, key=key)

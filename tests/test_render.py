@@ -1,15 +1,15 @@
-"""Golden files for the three plan renderers; UPDATE_GOLDEN=1 rewrites them after a reviewed change."""
+"""Golden files for the plan renderers; UPDATE_GOLDEN=1 rewrites them after a reviewed change."""
 
 import json
 import os
 from pathlib import Path
 
 import pytest
+from test_planner import API, case, locked, manifest, series, study
 
 from casesync.lockfile import Lock
 from casesync.planner import Plan, make_plan
 from casesync.render import MARKDOWN_MARKER, human_bytes, render_plan, summary_line
-from test_planner import API, case, locked, manifest, series, study
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -32,12 +32,13 @@ def test_equal_instance_numbers_sort_by_position_along_the_normal(tmp_path: Path
     assert order_slices(names, facts) == ["b.dcm", "c.dcm", "a.dcm"]
 
 
-def test_missing_keys_fall_back_to_natural_name_order(tmp_path: Path) -> None:
+def test_missing_keys_keep_the_natural_name_order_they_came_in(tmp_path: Path) -> None:
     names = write_slices(
-        tmp_path, {"s10.dcm": (None, 0.0), "s2.dcm": (None, 0.0), "s1.dcm": (4, 0.0)}
+        tmp_path, {"s2.dcm": (None, 0.0), "s10.dcm": (None, 0.0), "s1.dcm": (4, 0.0)}
     )
     facts = gather_facts(tmp_path, names)
     assert order_slices(names, facts) == ["s1.dcm", "s2.dcm", "s10.dcm"]
+    assert sorted(names, key=natural_key) == ["s1.dcm", "s2.dcm", "s10.dcm"]
 
 
 def test_natural_key() -> None:

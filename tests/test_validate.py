@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from repofactory import SIMPLE_CASE, png_bytes, simple_repo, write_case, write_pngs, write_project
 
 from casesync.validate import validate_project
-from repofactory import SIMPLE_CASE, png_bytes, simple_repo, write_case, write_pngs, write_project
 
 
 def messages(root: Path) -> list[str]:
@@ -27,7 +27,8 @@ def test_valid_repo_builds_a_manifest(tmp_path: Path) -> None:
     result = validate_project(simple_repo(tmp_path, cases=2, images=3))
     assert result.errors == []
     assert result.manifest is not None
-    [first, second] = result.manifest.cases
+    first = result.manifest.cases[0]
+    assert len(result.manifest.cases) == 2
     assert first.key == "cases/case-00"
     assert first.fields.system_id == 6 and first.fields.diagnostic_certainty_id == 4
     series = first.studies[0].series[0]
@@ -144,7 +145,7 @@ def test_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
     root = one_case(tmp_path / "repo", SIMPLE_CASE)
     os.symlink(outside, root / "cases/a/xr/2.png")
     [message] = messages(root)
-    assert "2.png resolves outside the project root" in message
+    assert "'2.png' resolves outside the project root" in message
 
 
 def test_symlink_inside_the_root_is_fine(tmp_path: Path) -> None:

@@ -1,0 +1,131 @@
+"""The project commands through the real entry point: output, exit codes, no tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from repofactory import SIMPLE_CASE, simple_repo, write_case
+
+
+def casesync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "casesync", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
+
+
+def test_init_then_validate_then_plan(tmp_path: Path) -> None:
+    init = casesync("init", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert "wrote casesync.yaml" in init.stdout
+    assert (tmp_path / ".gitignore").read_text().endswith(".casesync/\n")
+    header = (tmp_path / "cases/example-case/case.yaml").read_text().splitlines()[0]
+    assert header == "# yaml-language-server: $schema=../../.casesync/schemas/case.schema.json"
+    assert (tmp_path / ".casesync/schemas/case.schema.json").is_file()
+    again = casesync("init", cwd=tmp_path)
+    assert "nothing to do" in again.stdout
+    validate = casesync("validate", cwd=tmp_path)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "OK: 1 case and 1 files are valid." in validate.stdout
+    plan = casesync("plan", "--detailed-exitcode", cwd=tmp_path)
+    assert plan.returncode == 2, plan.stderr
+    assert "Plan: 1 case, 1 study, 1 series to create" in plan.stdout
+
+
+def test_commands_find_the_root_from_a_subfolder_and_with_dash_c(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    assert casesync("validate", cwd=tmp_path / "cases" / "case-00").returncode == 0
+    elsewhere = tmp_path.parent
+    assert casesync("-C", str(tmp_path), "validate", cwd=elsewhere).returncode == 0
+
+
+def test_outside_a_project_is_a_clear_error(tmp_path: Path) -> None:
+    result = casesync("plan", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no casesync.yaml found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_project_exits_3_with_located_errors(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    write_case(tmp_path, "broken", SIMPLE_CASE.replace("X-ray", "Xray"))
+    for command in ("validate", "plan"):
+        result = casesync(command, cwd=tmp_path)
+        assert result.returncode == 3
+        assert "cases/broken/case.yaml:8:15: error: unknown modality 'Xray'" in result.stdout
+        assert "nothing was sent to the server" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_validate_json_lists_problems(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    write_case(tmp_path, "broken", SIMPLE_CASE.replace("Female", "F"))
+    result = casesync("validate", "--format", "json", cwd=tmp_path)
+    document = json.loads(result.stdout)
+    assert document["valid"] is False
+    assert document["problems"][0]["file"] == "cases/broken/case.yaml"
+    assert document["problems"][0]["line"] == 5
+
+
+def test_plan_formats_and_out_file(tmp_path: Path) -> None:
+    simple_repo(tmp_path, cases=2)
+    markdown = casesync("plan", "--format", "markdown", cwd=tmp_path)
+    assert markdown.stdout.startswith("<!-- casesync-plan -->")
+    out = tmp_path / "plan.json"
+    result = casesync("plan", "--format", "json", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == json.loads(out.read_text())
+    assert json.loads(out.read_text())["summary"]["cases_to_create"] == 2
+
+
+def test_plan_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    result = casesync("plan", "--api-url", "http://example.org", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "plain http" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["case", "project", "lock"])
+def test_schema_prints_each_shipped_schema(tmp_path: Path, name: str) -> None:
+    result = casesync("schema", name, cwd=tmp_path)
+    assert result.returncode == 0
+    document = json.loads(result.stdout)
+    assert document["$schema"].endswith("2020-12/schema")
+    shipped = Path(__file__).parent.parent / "schemas" / f"{name}.schema.json"
+    assert document == json.loads(shipped.read_text())
+
+
+def test_every_schema_property_has_title_and_description() -> None:
+    for path in (Path(__file__).parent.parent / "schemas").glob("*.schema.json"):
+        missing = list(_undocumented(json.loads(path.read_text()), path.name))
+        assert missing == []
+
+
+def _undocumented(node: object, where: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for name, child in node.get("properties", {}).items():
+            if not {"title", "description"} <= set(child) and "$ref" not in child:
+                found.append(f"{where}.{name}")
+        for key, child in node.items():
+            found += _undocumented(child, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += _undocumented(child, f"{where}[{index}]")
+    return found
+
+
+def test_version(tmp_path: Path) -> None:
+    result = casesync("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("casesync ")
+
+
+def test_unknown_option_is_exit_1_not_2(tmp_path: Path) -> None:
+    result = casesync("plan", "--bogus", cwd=tmp_path)
+    assert result.returncode == 1
