@@ -76,7 +76,7 @@ def _unexpected_keys(error: ValidationError) -> list[str]:
 
 def _describe(error: ValidationError) -> str:
     if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
+        return str(error.message).replace("is a required property", "is required")
     if error.validator == "type":
         expected = error.validator_value
         kinds = " or ".join(expected) if isinstance(expected, list) else expected
@@ -85,7 +85,7 @@ def _describe(error: ValidationError) -> str:
         return f"is {len(error.instance)} characters, over the limit of {error.validator_value}"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-    return error.message
+    return str(error.message)
 
 
 def _hint(error: ValidationError) -> str | None:

@@ -5,11 +5,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from repofactory import png_bytes
 
 from casesync import hashing
 from casesync.formats import DICOM, PNG
 from casesync.hashing import FactsCache, gather_facts
-from repofactory import png_bytes
 
 
 def make_files(root: Path, count: int) -> list[str]:
