@@ -1,0 +1,70 @@
+"""Gate results cached by content hash, so an unchanged file is checked once per rule set."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from casesync.phi.findings import RULESET_VERSION, Finding
+
+# sqlite limits the number of parameters per statement; stay well below it.
+BATCH = 500
+
+
+class PhiCache:
+    """A sqlite file mapping (sha256, rule-set version, burned-in opt-in) to findings.
+
+    Rows from other rule-set versions are dropped on open: they can never match again.
+    """
+
+    def __init__(self, path: Path, ruleset: str | None = None) -> None:
+        self.ruleset = ruleset or RULESET_VERSION
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        with self.db:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS phi (sha256 TEXT, ruleset TEXT, reviewed INTEGER,"
+                " findings TEXT, PRIMARY KEY (sha256, ruleset, reviewed))"
+            )
+            self.db.execute("DELETE FROM phi WHERE ruleset != ?", (self.ruleset,))
+
+    def get_many(self, hashes: Sequence[str], reviewed: bool) -> dict[str, tuple[Finding, ...]]:
+        """The cached findings of every hash that has them."""
+        found: dict[str, tuple[Finding, ...]] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), BATCH):
+            batch = unique[start : start + BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                f"SELECT sha256, findings FROM phi WHERE ruleset = ? AND reviewed = ?"
+                f" AND sha256 IN ({marks})",
+                (self.ruleset, int(reviewed), *batch),
+            )
+            for sha256, text in rows:
+                found[sha256] = tuple(Finding(**item) for item in json.loads(text))
+        return found
+
+    def put_many(self, entries: Sequence[tuple[str, tuple[Finding, ...]]], reviewed: bool) -> None:
+        rows = [
+            (sha256, self.ruleset, int(reviewed), json.dumps([vars(f) for f in findings]))
+            for sha256, findings in entries
+        ]
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO phi VALUES (?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> PhiCache:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

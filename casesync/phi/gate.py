@@ -1,0 +1,470 @@
+"""The PHI gate: no file leaves the machine unless Radiopaedia's anonymiser would leave it as is.
+
+Rules 1-8 of ``phi-rules.md``. DICOM headers are read with ``stop_before_pixels``; reports name
+the tag and the reason, never the value (it is PHI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import pydicom
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+
+from casesync.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
+from casesync.phi.cache import PhiCache
+from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize
+from casesync.phi.images import metadata_fields
+from casesync.phi.parallel import FilePool
+from casesync.phi.policy import (
+    PATIENT_IDENTITY_REMOVED,
+    SOP_INSTANCE_UID,
+    SOP_INSTANCE_UID_IN_DATASET,
+    WRITTEN_BY_ANONYMISER,
+    Policy,
+    load_policy,
+)
+
+__all__ = [
+    "RULESET_VERSION",
+    "FileReport",
+    "Finding",
+    "PhiCache",
+    "RuleSummary",
+    "check_file",
+    "check_files",
+    "summarize",
+]
+
+ANONYMISE_HINT = "run 'casesync anonymise SRC DST' and point the manifest at DST"
+STORAGE = "1.2.840.10008.5.1.4.1.1."
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+DIRECTORY_RECORD_SEQUENCE = 0x00041220
+NON_IMAGE_CLASSES = {
+    "88": "a structured report or key-object selection",
+    "11": "a presentation state",
+    "104": "an encapsulated document (PDF/CDA)",
+    "481": "an RT object",
+    "9": "a waveform",
+    "66": "raw data, a registration or a segmentation",
+}
+# Secondary Capture, Ultrasound (single and multi-frame, also retired) and visible light.
+HIGH_RISK_CLASSES = ("7", "6.1", "6.2", "3.1", "6", "3", "77.1")
+META_PRIVATE = (0x00020100, 0x00020102)
+META_AE_TITLES = (0x00020016, 0x00020017, 0x00020018)
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+BURNED_IN_ANNOTATION = 0x00280301
+RECOGNIZABLE_FEATURES = 0x00280302
+NUMBER_OF_FRAMES = 0x00280008
+ROWS = 0x00280010
+SERIES_DESCRIPTION = 0x0008103E
+NO_LO_WARNING = frozenset({SERIES_DESCRIPTION, *WRITTEN_BY_ANONYMISER})
+FIXED_VALUES = {"DA": ("19700101",), "TM": ("0000", "000000")}
+DATE_LIKE = re.compile(
+    r"\d{6,}|(19|20)\d\d[-/.](0?[1-9]|1[0-2])[-/.]\d\d?|\d\d?[-/.]\d\d?[-/.](19|20)\d\d"
+)
+SEQUENCE_DELIMITER = (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd")
+
+
+def label(tag: int) -> str:
+    """``"PatientName (0010,0010)"``: how reports name a tag."""
+    group, element = tag >> 16, tag & 0xFFFF
+    name = keyword_for_tag(tag) or ("Private" if group % 2 else "Unknown")
+    return f"{name} ({group:04X},{element:04X})"
+
+
+def check_file(path: Path, *, burned_in_reviewed: bool = False) -> FileReport:
+    """Run every rule on one file of any kind; unreadable files fail as unsupported objects."""
+    try:
+        with path.open("rb") as handle:
+            kind = sniff_format(handle.read(SNIFF_BYTES))
+            if kind == DICOM:
+                findings = list(_check_dicom(handle, burned_in_reviewed))
+            elif kind in (PNG, JPEG):
+                handle.seek(0)
+                findings = list(_check_image(handle.read()))
+            elif kind is None:
+                what = (
+                    "no DICM marker, so not a DICOM file"
+                    if path.suffix.lower() in (".dcm", ".dicom")
+                    else "neither DICOM nor a supported image"
+                )
+                findings = [_unsupported(f"{what}; only DICOM images, PNG and JPEG are sent")]
+            else:
+                findings = []
+    except OSError as exc:
+        findings = [_unsupported(f"cannot be read ({exc.strerror or exc})")]
+    return FileReport(path, tuple(findings))
+
+
+def _unsupported(why: str) -> Finding:
+    return Finding("unsupported-object", "error", None, f"unsupported object: {why}")
+
+
+def _check_image(data: bytes) -> Iterator[Finding]:
+    for field in dict.fromkeys(metadata_fields(data)):
+        yield Finding(
+            "image-metadata",
+            "warning",
+            field,
+            "image metadata can name people, places and times; 'casesync anonymise' strips it",
+        )
+
+
+def _check_dicom(handle: BinaryIO, reviewed: bool) -> Iterator[Finding]:
+    handle.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(handle, stop_before_pixels=True)
+    except Exception as exc:  # pydicom raises many types on corrupt input
+        yield _unsupported(
+            f"cannot be parsed as DICOM, truncated or corrupt ({type(exc).__name__})"
+        )
+        return
+    deflated = ds.file_meta.get("TransferSyntaxUID") == DEFLATED
+    refusal = _refusal(ds) or (None if deflated else _pixel_data_problem(handle))
+    if refusal:
+        yield _unsupported(refusal)
+        return
+    policy = load_policy()
+    yield from _check_meta(ds)
+    yield from _check_elements(ds, policy)
+    yield from _check_flags(ds, reviewed)
+
+
+def _refusal(ds: Dataset) -> str | None:
+    """Why this object is not an image Radiopaedia can take, or None."""
+    sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
+    if sop_class == DICOMDIR_SOP_CLASS or DIRECTORY_RECORD_SEQUENCE in ds:
+        return "a DICOMDIR (an index of files that names patients), not an image"
+    if not sop_class.startswith(STORAGE):
+        return "not a standard image storage SOP class"
+    for number, what in NON_IMAGE_CLASSES.items():
+        if _in_class(sop_class, number):
+            return f"{what}, not an image"
+    if ROWS not in ds:
+        return "no image pixel module"
+    return None
+
+
+def _in_class(sop_class: str, number: str) -> bool:
+    full = STORAGE + number
+    return sop_class == full or sop_class.startswith(full + ".")
+
+
+def _pixel_data_problem(handle: BinaryIO) -> str | None:
+    """Catch truncated files cheaply: the pixel data element must fit in what is left."""
+    start = handle.tell()
+    head = handle.read(12)
+    size = os.fstat(handle.fileno()).st_size
+    if len(head) < 8:
+        return "no pixel data"
+    explicit = head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"UN")
+    big = head[:2] == b"\x7f\xe0"
+    if explicit:
+        (length,) = struct.unpack(">I" if big else "<I", head[8:12])
+        value_start = start + 12
+    else:
+        (length,) = struct.unpack(">I" if big else "<I", head[4:8])
+        value_start = start + 8
+    if length == 0xFFFFFFFF:
+        handle.seek(max(value_start, size - 4096))
+        if not any(mark in handle.read() for mark in SEQUENCE_DELIMITER):
+            return "truncated: encapsulated pixel data has no end"
+        return None
+    if value_start + length > size:
+        return "truncated: the pixel data is shorter than its header says"
+    return None
+
+
+def _check_meta(ds: Dataset) -> Iterator[Finding]:
+    preamble = ds.preamble or b""
+    if preamble.strip(b"\x00"):
+        yield Finding(
+            "preamble",
+            "error",
+            None,
+            "the 128-byte preamble is not zero (dual-format files can hide data there); "
+            + ANONYMISE_HINT,
+        )
+    meta = ds.file_meta
+    for tag in META_PRIVATE:
+        if tag in meta:
+            yield Finding(
+                "private-meta",
+                "error",
+                label(tag),
+                "private file meta information; " + ANONYMISE_HINT,
+            )
+    for tag in META_AE_TITLES:
+        if tag in meta and not meta[tag].is_empty:
+            yield Finding(
+                "source-ae-title",
+                "warning",
+                label(tag),
+                "an AE title can name the hospital or the device; anonymise drops it",
+            )
+    instance = str(meta.get(MEDIA_STORAGE_SOP_INSTANCE_UID, DataElement(0, "UI", "")).value or "")
+    if not instance.startswith(load_policy().uid_prefix):
+        yield Finding(
+            "meta-uid",
+            "error",
+            label(MEDIA_STORAGE_SOP_INSTANCE_UID),
+            "the file meta header keeps an original instance UID (the server's anonymiser never "
+            "looks there, so it would leak); " + ANONYMISE_HINT,
+        )
+    yield from _identity_values([meta], ())
+
+
+def _check_elements(ds: Dataset, policy: Policy) -> Iterator[Finding]:
+    """Rules 1 and 2 over the top-level elements, and rule 2 inside every sequence."""
+    grouped: dict[str, int] = {}
+    for tag in list(ds.keys()):
+        element = ds.get_item(tag)
+        vr = _vr(element, tag)
+        empty = _is_empty(ds, element, vr)
+        if empty:
+            continue
+        if vr == "SQ":
+            yield from _identity_values(ds[tag].value, (tag,), nested=True)
+        identity = _identity_finding(tag, vr, ())
+        if identity is not None:
+            yield identity
+            continue
+        group = tag >> 16
+        if group % 2:
+            grouped[f"Private tags ({group:04X},xxxx)"] = (
+                grouped.get(f"Private tags ({group:04X},xxxx)", 0) + 1
+            )
+        elif group & 0xFF00 in (0x5000, 0x6000):
+            kind = "Overlay" if group & 0xFF00 == 0x6000 else "Curve"
+            grouped[f"{kind} ({group:04X},xxxx)"] = grouped.get(f"{kind} ({group:04X},xxxx)", 0) + 1
+        else:
+            yield from _fixed_point(ds, tag, vr, policy)
+    for name, count in grouped.items():
+        yield Finding(
+            "not-fixed-point",
+            "error",
+            name,
+            f"{count} element(s) the policy removes (private tags, overlays and curves are all "
+            "dropped), so the server would reject the series; " + ANONYMISE_HINT,
+        )
+
+
+def _fixed_point(ds: Dataset, tag: int, vr: str, policy: Policy) -> Iterator[Finding]:
+    if tag in policy.keep or tag in WRITTEN_BY_ANONYMISER:
+        if vr == "LO" and tag not in NO_LO_WARNING:
+            yield Finding(
+                "lo-value",
+                "warning",
+                label(tag),
+                "long strings may hold personal data (the anonymiser's own level-4 note); "
+                "check what it says",
+            )
+    elif tag in policy.blank_or_fixed:
+        if str(ds[tag].value) not in FIXED_VALUES.get(vr, ()):
+            yield Finding(
+                "not-fixed-point", "error", label(tag), "must be empty; " + ANONYMISE_HINT
+            )
+    elif tag == SOP_INSTANCE_UID and not SOP_INSTANCE_UID_IN_DATASET:
+        yield Finding(
+            "not-fixed-point",
+            "error",
+            label(tag),
+            "the server rejects SOPInstanceUID in the dataset even inside its namespace; keep it "
+            "only in the file meta header (anonymise does); " + ANONYMISE_HINT,
+        )
+    elif tag in policy.uid_rehash:
+        if not str(ds[tag].value).startswith(policy.uid_prefix):
+            yield Finding(
+                "not-fixed-point",
+                "error",
+                label(tag),
+                "UID not in the Radiopaedia namespace, so the server would rehash it; "
+                + ANONYMISE_HINT,
+            )
+    else:
+        yield Finding("not-fixed-point", "error", label(tag), "would be removed; " + ANONYMISE_HINT)
+
+
+def _identity_values(
+    items: Iterable[Dataset], path: tuple[int, ...], *, nested: bool = False
+) -> Iterator[Finding]:
+    """Rule 2 (non-empty PN or AS) at any depth; sequences are walked recursively."""
+    for item in items:
+        for tag in list(item.keys()):
+            element = item.get_item(tag)
+            vr = _vr(element, tag)
+            if _is_empty(item, element, vr):
+                continue
+            if vr == "SQ":
+                yield from _identity_values(item[tag].value, (*path, tag), nested=True)
+            elif nested or tag >> 16 == 2:
+                found = _identity_finding(tag, vr, path)
+                if found is not None:
+                    yield found
+
+
+def _identity_finding(tag: int, vr: str, path: tuple[int, ...]) -> Finding | None:
+    where = f" inside {' > '.join(label(outer) for outer in path)}" if path else ""
+    if vr == "PN":
+        return Finding(
+            "person-name",
+            "error",
+            label(tag),
+            f"a person's name{where}; the server refuses any name; " + ANONYMISE_HINT,
+        )
+    if vr == "AS":
+        return Finding(
+            "age-string",
+            "error",
+            label(tag),
+            f"an age{where}; the server refuses any age string (put the age in the case "
+            "instead); " + ANONYMISE_HINT,
+        )
+    return None
+
+
+def _check_flags(ds: Dataset, reviewed: bool) -> Iterator[Finding]:
+    """Rules 3, 4 and 6, and the SeriesDescription warning."""
+    if _text(ds, RECOGNIZABLE_FEATURES).upper() == "YES":
+        yield Finding(
+            "recognizable-features",
+            "error",
+            label(RECOGNIZABLE_FEATURES),
+            "the image shows recognizable features (a face, say); it cannot be anonymised",
+        )
+    if _text(ds, PATIENT_IDENTITY_REMOVED).upper() != "YES":
+        yield Finding(
+            "identity-not-removed",
+            "error",
+            label(PATIENT_IDENTITY_REMOVED),
+            "PatientIdentityRemoved is not YES, so nothing says this file was de-identified; "
+            + ANONYMISE_HINT,
+        )
+    burned_in = _text(ds, BURNED_IN_ANNOTATION).upper()
+    if burned_in == "YES" and not reviewed:
+        yield Finding(
+            "burned-in-annotation",
+            "error",
+            label(BURNED_IN_ANNOTATION),
+            "text is burned into the pixels; look at every slice, then set "
+            "'burned_in_annotation: reviewed' on the series",
+        )
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if BURNED_IN_ANNOTATION not in ds and any(_in_class(sop_class, c) for c in HIGH_RISK_CLASSES):
+        yield Finding(
+            "burned-in-unknown",
+            "warning",
+            label(BURNED_IN_ANNOTATION),
+            "screen captures and ultrasound often have names burned into the pixels and this "
+            "file does not say; look at the images before uploading",
+        )
+    frames = _text(ds, NUMBER_OF_FRAMES)
+    if frames.isdigit() and int(frames) > 1:
+        yield Finding(
+            "multi-frame",
+            "warning",
+            label(NUMBER_OF_FRAMES),
+            "multi-frame object: the site shows only the first frame; "
+            "'casesync anonymise --split-frames' writes one file per frame",
+        )
+    if DATE_LIKE.search(_text(ds, SERIES_DESCRIPTION)):
+        yield Finding(
+            "series-description",
+            "warning",
+            label(SERIES_DESCRIPTION),
+            "contains a long number or a date, which may be an identifier; "
+            "check it, or anonymise with --no-keep-series-description",
+        )
+
+
+def _vr(element: DataElement | RawDataElement, tag: int) -> str:
+    if element.VR:
+        return str(element.VR)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _is_empty(ds: Dataset, element: DataElement | RawDataElement, vr: str) -> bool:
+    if isinstance(element, RawDataElement) and vr != "SQ":
+        return not (element.value or b"").strip(b" \x00^=\\")
+    value = ds[element.tag].value
+    if value is None:
+        return True
+    if vr == "SQ":
+        return len(value) == 0
+    return not str(value).strip(" \x00^=\\[]'")
+
+
+def _text(ds: Dataset, tag: int) -> str:
+    if tag not in ds:
+        return ""
+    value = ds[tag].value
+    return str(value).strip() if value is not None else ""
+
+
+def check_files(
+    paths: Sequence[Path],
+    *,
+    burned_in_reviewed: bool = False,
+    cache: PhiCache | None = None,
+    hashes: Mapping[Path, str] | None = None,
+    workers: int | None = None,
+) -> list[FileReport]:
+    """``check_file`` over many files, in parallel processes, reusing cached results.
+
+    With a cache, files are keyed by SHA-256 (from ``hashes`` when given, else computed here)
+    and the rule-set version; results come back in the order of ``paths``.
+    """
+    known = dict(hashes or {})
+    workers = workers or os.cpu_count() or 1
+    with FilePool(workers, len(paths)) as pool:
+        if cache is not None:
+            missing = [path for path in paths if path not in known]
+            known.update(zip(missing, pool.map(_sha256, missing), strict=True))
+            cached = cache.get_many([known[path] for path in paths], burned_in_reviewed)
+        else:
+            cached = {}
+        todo = [path for path in paths if known.get(path) not in cached]
+        fresh = dict(
+            zip(
+                todo, pool.map(_check_reviewed if burned_in_reviewed else _check, todo), strict=True
+            )
+        )
+    if cache is not None:
+        cache.put_many(
+            [(known[path], report.findings) for path, report in fresh.items()], burned_in_reviewed
+        )
+    return [
+        fresh[path] if path in fresh else FileReport(path, cached[known[path]]) for path in paths
+    ]
+
+
+def _check(path: Path) -> FileReport:
+    return check_file(path)
+
+
+def _check_reviewed(path: Path) -> FileReport:
+    return check_file(path, burned_in_reviewed=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
