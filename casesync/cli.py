@@ -20,6 +20,7 @@ from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedCol
 from casesync import __version__
 from casesync.errors import ConfigError, ExitCode
 from casesync.lockfile import atomic_write_text
+from casesync.phi import cli as phi_cli
 from casesync.render import (
     PLAN_FORMATS,
     render_json,
@@ -205,3 +206,48 @@ def schema(
 ) -> None:
     """Print a JSON Schema (for editors and other tools)."""
     typer.echo(schema_text(name), nl=False)
+
+
+# --- PHI ---
+
+
+@app.command("check-phi")
+def check_phi(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to check.", exists=True)],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Output format: text or json.")
+    ] = "text",
+) -> None:
+    """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
+    _check_format(fmt, ("text", "json"))
+    typer.echo(phi_cli.check_phi(paths, fmt), nl=False)
+
+
+@app.command()
+def anonymise(
+    ctx: typer.Context,
+    src: Annotated[Path, typer.Argument(help="Folder (or file) to de-identify.", exists=True)],
+    dst: Annotated[Path, typer.Argument(help="Output folder, outside SRC; mirrors SRC.")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Secret key for output UIDs. Default: .casesync/anonymise.key in the project "
+            "around the current folder, else in DST's parent folder. Created once (mode 0600); "
+            "keep it secret (it links output to source) and keep it stable (a new key means new "
+            "UIDs, so everything would be uploaded again).",
+        ),
+    ] = None,
+    keep_series_description: Annotated[
+        bool,
+        typer.Option(help="Keep SeriesDescription (the policy keeps it; check it names no one)."),
+    ] = True,
+    split_frames: Annotated[
+        bool, typer.Option("--split-frames", help="Write one file per frame of multi-frame files.")
+    ] = False,
+) -> None:
+    """Write a de-identified, deterministic copy of SRC under DST; never modifies SRC."""
+    key_path = key_file or phi_cli.default_key_path(_start_dir(ctx), dst)
+    typer.echo(
+        phi_cli.anonymise(src, dst, key_path, keep_series_description, split_frames), nl=False
+    )

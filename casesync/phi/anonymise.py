@@ -37,6 +37,7 @@ from casesync.phi.policy import (
     SOP_INSTANCE_UID_IN_DATASET,
     load_policy,
 )
+from casesync.phi.report import expand_paths
 
 KEY_BYTES = 32
 SERIES_DESCRIPTION = 0x0008103E
@@ -221,17 +222,6 @@ def _write_atomic(target: Path, data: bytes) -> None:
     os.replace(temporary, target)
 
 
-def source_files(src: Path) -> list[Path]:
-    """Every file under ``src`` (or ``src`` itself), sorted, hidden files and folders left out."""
-    if src.is_file():
-        return [src]
-    return sorted(
-        path
-        for path in src.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(src).parts)
-    )
-
-
 def anonymise_tree(
     src: Path,
     dst: Path,
@@ -258,7 +248,7 @@ def anonymise_tree(
             hint="choose a DST outside SRC",
         )
     options = Options(key, keep_series_description, split_frames)
-    files = source_files(src)
+    files = expand_paths([src])
     jobs = [(path, dst / path.parent.relative_to(base)) for path in files]
     existing = [job for job in jobs if (job[1] / job[0].name).exists()]
     with FilePool(workers or os.cpu_count() or 1, len(files)) as pool:
