@@ -44,15 +44,6 @@ class Policy:
     sequences_removed: frozenset[int]
     uid_prefix: str = UID_PREFIX
 
-    def allowed(self, tag: int) -> bool:
-        """Whether the policy leaves an element with this tag in its output at all."""
-        return (
-            tag in self.keep
-            or tag in self.blank_or_fixed
-            or tag in self.uid_rehash
-            or tag in WRITTEN_BY_ANONYMISER
-        )
-
 
 def parse_tag(text: str) -> int:
     """``"(0008,0020)"`` -> ``0x00080020``."""

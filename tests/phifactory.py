@@ -1,0 +1,76 @@
+"""DICOM, PNG and JPEG files for the PHI tests, built from pydicom's bundled test data."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+
+from casesync.phi.anonymise import Options, anonymise_dataset
+
+KEY = b"k" * 32
+OPTIONS = Options(KEY, keep_series_description=True, split_frames=False)
+
+
+def testdata_dir() -> Path:
+    """pydicom's bundled files (never get_testdata_files(pattern): it hangs offline)."""
+    path = get_testdata_file("CT_small.dcm", download=False)
+    assert path is not None
+    return Path(os.path.dirname(path))
+
+
+def bundled(name: str) -> Path:
+    return testdata_dir() / name
+
+
+def bundled_files() -> list[Path]:
+    root = testdata_dir()
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def clean_ct() -> Dataset:
+    """CT_small.dcm after anonymise: passes the gate (with LO warnings only)."""
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    anonymise_dataset(ds, OPTIONS)
+    return ds
+
+
+def write(ds: Dataset, path: Path) -> Path:
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def png_with_text(keyword: str, text: str) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", keyword.encode() + b"\x00" + text.encode())
+        + chunk(b"IDAT", zlib.compress(b"\x00\x01\x02\x00\x03\x04"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def jpeg_with_exif_artist(artist: str) -> bytes:
+    """A JPEG-shaped file: SOI, APP1 EXIF (IFD0 with Artist), a COM, then 'scan' bytes."""
+    value = artist.encode() + b"\x00"
+    ifd = struct.pack("<H", 1) + struct.pack("<HHII", 0x013B, 2, len(value), 26) + b"\x00" * 4
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd + value
+    app1 = b"Exif\x00\x00" + tiff
+    com = b"made by Dr Who"
+    return (
+        b"\xff\xd8"
+        + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+        + b"\xff\xfe" + struct.pack(">H", len(com) + 2) + com
+        + b"\xff\xda\x00\x02SCANDATA\xff\xd9"
+    )  # fmt: skip
