@@ -17,7 +17,7 @@ KEY = b"k" * 32
 OPTIONS = Options(KEY, keep_series_description=True, split_frames=False)
 
 
-def testdata_dir() -> Path:
+def pydicom_data_dir() -> Path:
     """pydicom's bundled files (never get_testdata_files(pattern): it hangs offline)."""
     path = get_testdata_file("CT_small.dcm", download=False)
     assert path is not None
@@ -25,11 +25,11 @@ def testdata_dir() -> Path:
 
 
 def bundled(name: str) -> Path:
-    return testdata_dir() / name
+    return pydicom_data_dir() / name
 
 
 def bundled_files() -> list[Path]:
-    root = testdata_dir()
+    root = pydicom_data_dir()
     return sorted(path for path in root.rglob("*") if path.is_file())
 
 
