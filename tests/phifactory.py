@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -12,6 +13,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from casesync.phi.anonymise import Options, anonymise_dataset
+from casesync.phi.policy import UID_PREFIX
 
 KEY = b"k" * 32
 OPTIONS = Options(KEY, keep_series_description=True, split_frames=False)
@@ -74,3 +76,50 @@ def jpeg_with_exif_artist(artist: str) -> bytes:
         + b"\xff\xfe" + struct.pack(">H", len(com) + 2) + com
         + b"\xff\xda\x00\x02SCANDATA\xff\xd9"
     )  # fmt: skip
+
+
+def rule_hitting_files(folder: Path) -> list[Path]:
+    """One file per gate rule, each built from the clean CT with a single change."""
+    from pydicom.sequence import Sequence
+
+    def nested(ds: Dataset) -> None:
+        inner = Dataset()
+        inner.PatientName = "Doe^Jane"
+        middle = Dataset()
+        middle.ReferencedSeriesSequence = Sequence([inner])
+        ds.ReferencedStudySequence = Sequence([middle])
+
+    def private(ds: Dataset) -> None:
+        ds.private_block(0x0009, "ACME", create=True).add_new(0x01, "LO", "private")
+
+    def set_meta(**values: object) -> Callable[[Dataset], None]:
+        return lambda ds: [setattr(ds.file_meta, k, v) for k, v in values.items()] and None
+
+    def set_values(**values: object) -> Callable[[Dataset], None]:
+        return lambda ds: [setattr(ds, k, v) for k, v in values.items()] and None
+
+    changes: dict[str, Callable[[Dataset], None]] = {
+        "clean": lambda ds: None,
+        "nested-name": nested,
+        "private-tag": private,
+        "overlay": lambda ds: ds.add_new(0x60000010, "US", 8) and None,
+        "patient-age": set_values(PatientAge="042Y"),
+        "uid-2-25": set_values(SeriesInstanceUID="2.25.123456789"),
+        "sop-instance-in-dataset": set_values(SOPInstanceUID=UID_PREFIX + "1"),
+        "meta-uid": set_meta(MediaStorageSOPInstanceUID="1.3.6.1.4.1.5962.1.1.1"),
+        "burned-in": set_values(BurnedInAnnotation="YES"),
+        "preamble": lambda ds: setattr(ds, "preamble", b"\x01" * 128),
+        "private-meta": set_meta(PrivateInformationCreatorUID="1.2.3", PrivateInformation=b"xy"),
+        "recognizable": set_values(RecognizableVisualFeatures="YES"),
+        "identity-no": set_values(PatientIdentityRemoved="NO"),
+        "identity-absent": lambda ds: delattr(ds, "PatientIdentityRemoved"),
+        "study-date": set_values(StudyDate="20240115"),
+        "institution": set_values(InstitutionName="General Hospital"),
+        "warnings-only": set_values(SeriesDescription="CT 20240115", NumberOfFrames=2),
+    }
+    paths = []
+    for name, change in changes.items():
+        ds = clean_ct()
+        change(ds)
+        paths.append(write(ds, folder / f"{name}.dcm"))
+    return paths

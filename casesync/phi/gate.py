@@ -69,7 +69,7 @@ NUMBER_OF_FRAMES = 0x00280008
 ROWS = 0x00280010
 SERIES_DESCRIPTION = 0x0008103E
 NO_LO_WARNING = frozenset({SERIES_DESCRIPTION, *WRITTEN_BY_ANONYMISER})
-FIXED_VALUES = {"DA": ("19700101",), "TM": ("0000", "000000")}
+FIXED_VALUES = {"DA": ("19700101",), "TM": ("0000",)}
 DATE_LIKE = re.compile(
     r"\d{6,}|(19|20)\d\d[-/.](0?[1-9]|1[0-2])[-/.]\d\d?|\d\d?[-/.]\d\d?[-/.](19|20)\d\d"
 )
