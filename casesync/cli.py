@@ -18,9 +18,11 @@ from rich.console import Console
 from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from casesync import __version__
+from casesync.apply import ApplySettings, run_apply
 from casesync.errors import ConfigError, ExitCode
 from casesync.lockfile import atomic_write_text
 from casesync.phi import cli as phi_cli
+from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents
 from casesync.render import (
     PLAN_FORMATS,
     render_json,
@@ -28,9 +30,11 @@ from casesync.render import (
     render_problems_json,
     render_problems_text,
 )
+from casesync.resolve import Answer
+from casesync.resolve import resolve as resolve_unknown
 from casesync.scaffold import init_project, refresh_editor_schemas
 from casesync.schema import schema_text
-from casesync.settings import find_project_root
+from casesync.settings import env_int, find_project_root
 from casesync.validate import validate_project
 from casesync.workflow import InvalidProject, prepare_plan
 from casesync.yamlload import Problem
@@ -251,3 +255,99 @@ def anonymise(
     typer.echo(
         phi_cli.anonymise(src, dst, key_path, keep_series_description, split_frames), nl=False
     )
+
+
+# --- apply ---
+
+
+def _apply_events(fmt: str) -> Events:
+    if fmt == "json":
+        return JsonEvents(sys.stdout)
+    if sys.stdout.isatty():
+        return RichEvents(Console())
+    return PlainEvents(Console(width=200, no_color=True, soft_wrap=True))
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", envvar="CASESYNC_YES", help="Apply without asking.")
+    ] = False,
+    plan_file: Annotated[
+        Path | None,
+        typer.Option("--plan", help="Apply only if this reviewed plan (plan --out) is current."),
+    ] = None,
+    case: Annotated[
+        list[str] | None, typer.Option("--case", help="Only this case key (repeatable).")
+    ] = None,
+    upload_concurrency: Annotated[
+        int,
+        typer.Option(min=1, envvar="CASESYNC_UPLOAD_CONCURRENCY", help="Uploads in flight."),
+    ] = 8,
+    api_concurrency: Annotated[
+        int, typer.Option(min=1, envvar="CASESYNC_API_CONCURRENCY", help="API calls in flight.")
+    ] = 4,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for every series to finish processing.")
+    ] = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: text or json.")] = "text",
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """Create what is missing on Radiopaedia and upload only the bytes it lacks."""
+    _check_format(fmt, ("text", "json"))
+    settings = ApplySettings(
+        root=_project_root(ctx),
+        api_url_flag=api_url,
+        lock_path=lockfile,
+        cases=tuple(case or ()),
+        plan_file=plan_file,
+        yes=yes,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        upload_concurrency=upload_concurrency,
+        api_concurrency=api_concurrency,
+        wait=wait,
+        fail_fast=fail_fast,
+        grace_seconds=env_int("CASESYNC_GRACE_SECONDS", 30),
+        poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
+    )
+    try:
+        run_apply(settings, _apply_events(fmt), lambda: typer.confirm("Apply?", default=False))
+    except InvalidProject as exc:
+        _print_problems(exc.result.problems, fmt)
+        raise
+
+
+@app.command()
+def resolve(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The case key apply reported.")],
+    case_id: Annotated[
+        int | None, typer.Option("--case-id", help="The case exists: its id on the site.")
+    ] = None,
+    study_id: Annotated[
+        int | None, typer.Option("--study-id", help="The study exists: its id on the site.")
+    ] = None,
+    series_job: Annotated[
+        str | None, typer.Option("--series-job", help="The series exists: its job id.")
+    ] = None,
+    not_created: Annotated[
+        bool, typer.Option("--not-created", help="It is not on the site: create it again.")
+    ] = False,
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """Settle a create apply sent without getting an answer (apply says when)."""
+    answer = Answer(case_id, study_id, series_job, not_created)
+    if (answer.kind is not None) + not_created != 1:
+        raise ConfigError(
+            "say what you found",
+            hint="give one of --case-id, --study-id, --series-job, --not-created",
+        )
+    root = _project_root(ctx)
+    notice = typer.echo
+    typer.echo(resolve_unknown(root, key, answer, notice, api_url_flag=api_url, lock_path=lockfile))

@@ -1,0 +1,182 @@
+"""``casesync apply`` as a plain function: lock the repo, settle the journal, plan, confirm, run.
+
+The CLI only gathers ``ApplySettings``; everything that decides what happens is here, and the
+async work is delegated to the executor. Signals: the first SIGINT/SIGTERM stops new work and
+lets requests in flight finish (bounded grace), the second exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from casesync.errors import ConfigError, ExitCode, Interrupted, PartialFailure, Refused
+from casesync.executor import ApplyOptions, Executor
+from casesync.journal import Ledger
+from casesync.manifest import Manifest
+from casesync.planner import Plan, make_plan
+from casesync.progress import ApplyReport, Events
+from casesync.runlock import run_lock
+from casesync.workflow import prepare_plan
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    root: Path
+    api_url_flag: str | None = None
+    lock_path: Path | None = None
+    cases: tuple[str, ...] = ()
+    plan_file: Path | None = None
+    yes: bool = False
+    interactive: bool = False  # a person can answer "Apply? [y/N]"
+    upload_concurrency: int = 8
+    api_concurrency: int = 4
+    wait: bool = False
+    fail_fast: bool = False
+    grace_seconds: float = 30.0
+    poll_seconds: float = 5.0
+
+
+def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], bool]) -> ApplyReport:
+    """Apply the plan; raise PartialFailure (4), Refused (5) or Interrupted (130) as due."""
+    with run_lock(settings.root, events.notice):
+        prepared = prepare_plan(
+            settings.root, api_url_flag=settings.api_url_flag, lock_path=settings.lock_path
+        )
+        ledger = Ledger(prepared.root, prepared.lock_path, prepared.lock)
+        ledger.recover()
+        plan = make_plan(prepared.manifest, ledger.lock, prepared.api_url)
+        if settings.plan_file is not None:
+            _check_reviewed_plan(settings.plan_file, plan)
+        plan = _select(plan, settings.cases)
+        events.plan(plan)
+        if plan.has_changes and not settings.yes:
+            if not settings.interactive:
+                raise Refused(
+                    "apply needs confirmation and there is no terminal to ask",
+                    hint="pass --yes (or set CASESYNC_YES=1) to apply without a prompt",
+                )
+            if not confirm():
+                raise Refused("apply cancelled: nothing was sent")
+        options = ApplyOptions(
+            settings.upload_concurrency, settings.wait, settings.fail_fast, settings.poll_seconds
+        )
+        report = asyncio.run(
+            _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events, options)
+        )
+        ledger.compact()
+        events.summary(report, prepared.api_url)
+    _raise_for(report, ledger)
+    return report
+
+
+def _check_reviewed_plan(path: Path, fresh: Plan) -> None:
+    try:
+        reviewed = json.loads(path.read_text(encoding="utf-8"))["inputs_digest"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read the plan {path} ({exc})") from None
+    if reviewed != fresh.inputs_digest:
+        raise Refused(
+            f"the plan {path} was computed from other inputs (manifests, files, lockfile or "
+            "API URL changed since)",
+            hint="run 'casesync plan --out plan.json' again and review it",
+        )
+
+
+def _select(plan: Plan, keys: tuple[str, ...]) -> Plan:
+    if not keys:
+        return plan
+    known = {case.key for case in plan.cases}
+    missing = [key for key in keys if key not in known]
+    if missing:
+        raise ConfigError(f"no case with key {', '.join(missing)}", hint="see 'casesync plan'")
+    return dataclasses.replace(plan, cases=tuple(c for c in plan.cases if c.key in keys))
+
+
+async def _execute(
+    settings: ApplySettings,
+    api_url: str,
+    manifest: Manifest,
+    plan: Plan,
+    ledger: Ledger,
+    events: Events,
+    options: ApplyOptions,
+) -> ApplyReport:
+    """Run the executor under the two-stage signal handling."""
+    # aiohttp is imported only by the commands that talk to the server (startup time)
+    from casesync.api.client import RadiopaediaClient
+    from casesync.auth import token_provider
+
+    loop = asyncio.get_running_loop()
+    tokens = token_provider(api_url)
+    async with RadiopaediaClient(
+        api_url,
+        tokens,
+        api_concurrency=settings.api_concurrency,
+        upload_concurrency=settings.upload_concurrency,
+    ) as client:
+        executor = Executor(client, manifest, plan, ledger, events, options)
+        work = asyncio.ensure_future(executor.run())
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            if len(received) > 1:
+                _exit_now(ledger)
+            executor.report.interrupted = True
+            executor.request_stop("interrupted")
+            events.notice(
+                "stopping: no new work is started, requests in flight may finish "
+                f"(up to {settings.grace_seconds:.0f} s); signal again to quit at once"
+            )
+            loop.call_later(settings.grace_seconds, work.cancel)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await work
+        except asyncio.CancelledError:  # the grace time ran out
+            return executor.report
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def _exit_now(ledger: Ledger) -> NoReturn:
+    """Second signal: the journal is already on disk; say which creates are now unknown."""
+    lines = ["casesync: stopped at once."]
+    lines += [f"  {intent.describe()}" for intent in ledger.open_intents]
+    if ledger.open_intents:
+        lines.append(
+            "  run 'casesync apply' again: it settles cases itself; use 'casesync "
+            "resolve' for studies and series it reports"
+        )
+    os.write(sys.stderr.fileno(), ("\n".join(lines) + "\n").encode())
+    os._exit(int(ExitCode.INTERRUPTED))
+
+
+def _raise_for(report: ApplyReport, ledger: Ledger) -> None:
+    unknown = ledger.open_intents
+    if report.interrupted:
+        detail = "".join(f"; {intent.describe()}" for intent in unknown)
+        raise Interrupted(
+            f"apply was interrupted{detail}",
+            hint="everything finished so far is recorded; run 'casesync apply' again to resume",
+        )
+    if report.problems:
+        counts: dict[str, int] = {}
+        for outcome in report.problems:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        raise PartialFailure(
+            f"apply finished with problems: {summary} (see the table above)",
+            hint="fix what is reported and run 'casesync apply' again; finished work is kept",
+        )
