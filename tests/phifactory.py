@@ -16,6 +16,7 @@ from casesync.phi.anonymise import Options, anonymise_dataset
 from casesync.phi.policy import UID_PREFIX
 
 KEY = b"k" * 32
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 OPTIONS = Options(KEY, keep_series_description=True, split_frames=False)
 
 
@@ -115,7 +116,8 @@ def rule_hitting_files(folder: Path) -> list[Path]:
         "identity-absent": lambda ds: delattr(ds, "PatientIdentityRemoved"),
         "study-date": set_values(StudyDate="20240115"),
         "institution": set_values(InstitutionName="General Hospital"),
-        "warnings-only": set_values(SeriesDescription="CT 20240115", NumberOfFrames=2),
+        "warnings-only": set_values(SeriesDescription="CT 20240115", SOPClassUID=SECONDARY_CAPTURE),
+        "frames-missing": set_values(NumberOfFrames=3),
     }
     paths = []
     for name, change in changes.items():

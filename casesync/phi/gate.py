@@ -62,7 +62,9 @@ NON_IMAGE_CLASSES = {
 HIGH_RISK_CLASSES = ("7", "6.1", "6.2", "3.1", "6", "3", "77.1")
 META_PRIVATE = (0x00020100, 0x00020102)
 META_AE_TITLES = (0x00020016, 0x00020017, 0x00020018)
+MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+SOP_CLASS_UID = 0x00080016
 BURNED_IN_ANNOTATION = 0x00280301
 RECOGNIZABLE_FEATURES = 0x00280302
 NUMBER_OF_FRAMES = 0x00280008
@@ -133,7 +135,7 @@ def _check_dicom(handle: BinaryIO, reviewed: bool) -> Iterator[Finding]:
         )
         return
     deflated = ds.file_meta.get("TransferSyntaxUID") == DEFLATED
-    refusal = _refusal(ds) or (None if deflated else _pixel_data_problem(handle))
+    refusal = _refusal(ds) or (None if deflated else _pixel_data_problem(handle, ds))
     if refusal:
         yield _unsupported(refusal)
         return
@@ -145,7 +147,7 @@ def _check_dicom(handle: BinaryIO, reviewed: bool) -> Iterator[Finding]:
 
 def _refusal(ds: Dataset) -> str | None:
     """Why this object is not an image Radiopaedia can take, or None."""
-    sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
+    sop_class = _text(ds, SOP_CLASS_UID) or _text(ds.file_meta, MEDIA_STORAGE_SOP_CLASS_UID)
     if sop_class == DICOMDIR_SOP_CLASS or DIRECTORY_RECORD_SEQUENCE in ds:
         return "a DICOMDIR (an index of files that names patients), not an image"
     if not sop_class.startswith(STORAGE):
@@ -163,8 +165,8 @@ def _in_class(sop_class: str, number: str) -> bool:
     return sop_class == full or sop_class.startswith(full + ".")
 
 
-def _pixel_data_problem(handle: BinaryIO) -> str | None:
-    """Catch truncated files cheaply: the pixel data element must fit in what is left."""
+def _pixel_data_problem(handle: BinaryIO, ds: Dataset) -> str | None:
+    """Catch truncated files cheaply: the pixel data must fit in the file and hold the image."""
     start = handle.tell()
     head = handle.read(12)
     size = os.fstat(handle.fileno()).st_size
@@ -185,7 +187,19 @@ def _pixel_data_problem(handle: BinaryIO) -> str | None:
         return None
     if value_start + length > size:
         return "truncated: the pixel data is shorter than its header says"
+    if length < _native_image_bytes(ds):
+        return "truncated: the pixel data holds fewer bytes than Rows x Columns x frames need"
     return None
+
+
+def _native_image_bytes(ds: Dataset) -> int:
+    """The bytes uncompressed pixel data needs, from the image pixel module."""
+    try:
+        frames = int(_text(ds, NUMBER_OF_FRAMES) or 1)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        return int(ds.Rows * ds.Columns * samples * frames * ds.BitsAllocated // 8)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _check_meta(ds: Dataset) -> Iterator[Finding]:
@@ -215,7 +229,7 @@ def _check_meta(ds: Dataset) -> Iterator[Finding]:
                 label(tag),
                 "an AE title can name the hospital or the device; anonymise drops it",
             )
-    instance = str(meta.get(MEDIA_STORAGE_SOP_INSTANCE_UID, DataElement(0, "UI", "")).value or "")
+    instance = _text(meta, MEDIA_STORAGE_SOP_INSTANCE_UID)
     if not instance.startswith(load_policy().uid_prefix):
         yield Finding(
             "meta-uid",
@@ -230,8 +244,8 @@ def _check_meta(ds: Dataset) -> Iterator[Finding]:
 def _check_elements(ds: Dataset, policy: Policy) -> Iterator[Finding]:
     """Rules 1 and 2 over the top-level elements, and rule 2 inside every sequence."""
     grouped: dict[str, int] = {}
-    for tag in list(ds.keys()):
-        element = ds.get_item(tag)
+    for element in list(ds.elements()):  # raw elements: parsing each one is the slow part
+        tag = int(element.tag)
         vr = _vr(element, tag)
         empty = _is_empty(ds, element, vr)
         if empty:
@@ -273,7 +287,7 @@ def _fixed_point(ds: Dataset, tag: int, vr: str, policy: Policy) -> Iterator[Fin
                 "check what it says",
             )
     elif tag in policy.blank_or_fixed:
-        if str(ds[tag].value) not in FIXED_VALUES.get(vr, ()):
+        if _text(ds, tag) not in FIXED_VALUES.get(vr, ()):
             yield Finding(
                 "not-fixed-point", "error", label(tag), "must be empty; " + ANONYMISE_HINT
             )
@@ -286,7 +300,7 @@ def _fixed_point(ds: Dataset, tag: int, vr: str, policy: Policy) -> Iterator[Fin
             "only in the file meta header (anonymise does); " + ANONYMISE_HINT,
         )
     elif tag in policy.uid_rehash:
-        if not str(ds[tag].value).startswith(policy.uid_prefix):
+        if not _text(ds, tag).startswith(policy.uid_prefix):
             yield Finding(
                 "not-fixed-point",
                 "error",
@@ -303,8 +317,8 @@ def _identity_values(
 ) -> Iterator[Finding]:
     """Rule 2 (non-empty PN or AS) at any depth; sequences are walked recursively."""
     for item in items:
-        for tag in list(item.keys()):
-            element = item.get_item(tag)
+        for element in list(item.elements()):
+            tag = int(element.tag)
             vr = _vr(element, tag)
             if _is_empty(item, element, vr):
                 continue
@@ -362,7 +376,7 @@ def _check_flags(ds: Dataset, reviewed: bool) -> Iterator[Finding]:
             "text is burned into the pixels; look at every slice, then set "
             "'burned_in_annotation: reviewed' on the series",
         )
-    sop_class = str(ds.get("SOPClassUID", ""))
+    sop_class = _text(ds, SOP_CLASS_UID)
     if BURNED_IN_ANNOTATION not in ds and any(_in_class(sop_class, c) for c in HIGH_RISK_CLASSES):
         yield Finding(
             "burned-in-unknown",
@@ -411,8 +425,15 @@ def _is_empty(ds: Dataset, element: DataElement | RawDataElement, vr: str) -> bo
 
 
 def _text(ds: Dataset, tag: int) -> str:
-    if tag not in ds:
+    """An element's value as stripped text, from the raw bytes when pydicom has not parsed it.
+
+    Parsing each element into a ``DataElement`` costs more than the rest of the gate.
+    """
+    element = ds.get_item(tag)
+    if element is None:
         return ""
+    if isinstance(element, RawDataElement) and element.VR != "SQ":
+        return (element.value or b"").decode("latin-1").strip(" \x00")
     value = ds[tag].value
     return str(value).strip() if value is not None else ""
 
