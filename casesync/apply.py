@@ -8,6 +8,7 @@ lets requests in flight finish (bounded grace), the second exits at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,7 +26,7 @@ from casesync.manifest import Manifest
 from casesync.planner import Plan, make_plan
 from casesync.progress import ApplyReport, Events
 from casesync.runlock import run_lock
-from casesync.workflow import prepare_plan
+from casesync.workflow import PreparedPlan, prepare_plan
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,10 @@ class ApplySettings:
 
 def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], bool]) -> ApplyReport:
     """Apply the plan; raise PartialFailure (4), Refused (5) or Interrupted (130) as due."""
-    with run_lock(settings.root, events.notice):
-        prepared = prepare_plan(
-            settings.root, api_url_flag=settings.api_url_flag, lock_path=settings.lock_path
+    with run_lock(settings.root, events.notice), contextlib.closing(events):
+        prepared, ledger, plan = settle_and_plan(
+            settings.root, settings.api_url_flag, settings.lock_path
         )
-        ledger = Ledger(prepared.root, prepared.lock_path, prepared.lock)
-        ledger.recover()
-        plan = make_plan(prepared.manifest, ledger.lock, prepared.api_url)
         if settings.plan_file is not None:
             _check_reviewed_plan(settings.plan_file, plan)
         plan = _select(plan, settings.cases)
@@ -76,6 +74,16 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         events.summary(report, prepared.api_url)
     _raise_for(report, ledger)
     return report
+
+
+def settle_and_plan(
+    root: Path, api_url_flag: str | None, lock_path: Path | None
+) -> tuple[PreparedPlan, Ledger, Plan]:
+    """Validate, fold journaled results into the lock, and plan from the lock as it now is."""
+    prepared = prepare_plan(root, api_url_flag=api_url_flag, lock_path=lock_path)
+    ledger = Ledger(prepared.root, prepared.lock_path, prepared.lock)
+    ledger.recover()
+    return prepared, ledger, make_plan(prepared.manifest, ledger.lock, prepared.api_url)
 
 
 def _check_reviewed_plan(path: Path, fresh: Plan) -> None:

@@ -64,6 +64,7 @@ class Events(Protocol):
     def uploaded(self, count: int) -> None: ...
     def notice(self, message: str) -> None: ...
     def summary(self, report: ApplyReport, api_url: str) -> None: ...
+    def close(self) -> None: ...
 
 
 def case_url(api_url: str, case_id: int) -> str:
@@ -99,6 +100,9 @@ class JsonEvents:
             for o in report.outcomes.values()
         ]
         self._emit("summary", **data)
+
+    def close(self) -> None:
+        """Nothing to release: every line is already flushed."""
 
 
 class PlainEvents:
@@ -136,6 +140,9 @@ class PlainEvents:
     def summary(self, report: ApplyReport, api_url: str) -> None:
         print_summary(self.console, report, api_url)
 
+    def close(self) -> None:
+        """Nothing to release: every line is already printed."""
+
 
 class RichEvents(PlainEvents):
     """A TTY: an overall bytes bar with rate and ETA, and one line per case."""
@@ -159,11 +166,11 @@ class RichEvents(PlainEvents):
         for case in plan.cases:
             if case.actions:
                 self.cases[case.key] = self.bars.add_task(
-                    f"  {case.key}: waiting", total=len(case.actions), visible=True
+                    f"  {case.key}: waiting", total=len(case.actions)
                 )
-        self.bars.start()
 
     def step(self, case: str, step: str, state: str, detail: str = "") -> None:
+        self.bars.start()  # only once work starts: the confirmation prompt comes before
         task = self.cases.get(case)
         if task is not None:
             self.bars.update(task, description=f"  {case}: {step} {state}")
@@ -179,6 +186,9 @@ class RichEvents(PlainEvents):
     def summary(self, report: ApplyReport, api_url: str) -> None:
         self.bars.stop()
         super().summary(report, api_url)
+
+    def close(self) -> None:
+        self.bars.stop()
 
 
 def print_summary(console: Console, report: ApplyReport, api_url: str) -> None:
