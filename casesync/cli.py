@@ -6,6 +6,7 @@ Business logic lives in the core modules; every error travels as a ``CasesyncErr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedCol
 
 from casesync import __version__
 from casesync.apply import ApplySettings, run_apply
+from casesync.emulator.config import EmulatorConfig, parse_quota, parse_rate
+from casesync.emulator.server import serve
 from casesync.errors import ConfigError, ExitCode
 from casesync.lockfile import atomic_write_text
 from casesync.phi import cli as phi_cli
@@ -351,3 +354,59 @@ def resolve(
     root = _project_root(ctx)
     notice = typer.echo
     typer.echo(resolve_unknown(root, key, answer, notice, api_url_flag=api_url, lock_path=lockfile))
+
+
+# --- emulator ---
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8787,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="Keep cases, tokens and uploads in FILE.")
+    ] = None,
+    token_ttl: Annotated[int, typer.Option(help="Access token lifetime, seconds.")] = 86400,
+    draft_quota: Annotated[
+        str, typer.Option(help="Draft cases allowed per user, or 'unlimited'.")
+    ] = "10",
+    anonymiser_check: Annotated[
+        str, typer.Option(help="'strict' rejects DICOM that is not anonymised; 'off'.")
+    ] = "strict",
+    job_seconds: Annotated[float, typer.Option(help="How long a series job stays pending.")] = 0.2,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every request.")] = 0,
+    fail_rate: Annotated[
+        float, typer.Option(help="Share of requests answered 500/503 at random (0-1).")
+    ] = 0.0,
+    rate_limit: Annotated[
+        str | None, typer.Option(help="Answer 429 beyond N requests per second ('20/s').")
+    ] = None,
+    url_ttl: Annotated[int, typer.Option(help="Presigned URL lifetime, seconds.")] = 900,
+    drop_rate: Annotated[
+        float, typer.Option(help="Share of connections closed mid-request (0-1).")
+    ] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
+) -> None:
+    """Run an emulator of the Radiopaedia API on this machine (until Ctrl-C)."""
+    try:
+        config = EmulatorConfig(
+            host=host,
+            port=port,
+            token_ttl=token_ttl,
+            draft_quota=parse_quota(draft_quota),
+            anonymiser_check=anonymiser_check,
+            job_seconds=job_seconds,
+            latency_ms=latency_ms,
+            fail_rate=fail_rate,
+            rate_limit=None if rate_limit is None else parse_rate(rate_limit),
+            url_ttl=url_ttl,
+            drop_rate=drop_rate,
+            seed=seed,
+            state_file=state,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        asyncio.run(serve(config, lambda text: typer.echo(text)))
+    except KeyboardInterrupt:
+        typer.echo("emulator stopped", err=True)

@@ -44,3 +44,21 @@ class EmulatorConfig:
             raise ValueError("rate_limit must be positive")
         if self.state_file is not None:
             self.state_file = Path(self.state_file)
+
+
+def parse_quota(text: str) -> int | None:
+    """``--draft-quota``: a count, or ``unlimited``/``null`` (the API's ``null`` allowance)."""
+    if text.strip().lower() in ("unlimited", "null", "none"):
+        return None
+    value = int(text)
+    if value < 0:
+        raise ValueError("a quota cannot be negative")
+    return value
+
+
+def parse_rate(text: str) -> float:
+    """``--rate-limit``: requests per second, written ``20`` or ``20/s``."""
+    value = float(text.strip().removesuffix("/s"))
+    if value <= 0:
+        raise ValueError("a rate limit must be positive")
+    return value
