@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from emulator_helpers import EmulatorFactory
 
 from casesync.emulator import Emulator, EmulatorConfig, EmulatorThread
-
-EmulatorFactory = Callable[..., Awaitable[Emulator]]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from io import BytesIO
 
 from pydicom import dcmread
 from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 UID_PREFIX = "1.2.826.0.1.3680043.10.341.512."
@@ -66,7 +67,8 @@ def first_violation(data: bytes) -> str | None:
     """None when the server would accept these bytes, else its rejection message.
 
     Only DICOM files (``DICM`` after the 128-byte preamble) are checked; PNG, JPEG and other
-    images pass. The meta group is not looked at: the policy leaves it untouched.
+    images pass. The meta group is not looked at: the policy leaves it untouched. A file the
+    server could not process (no pixel data, or cut short) is refused as unreadable.
     """
     if data[128:132] != b"DICM":
         return None
@@ -79,7 +81,22 @@ def first_violation(data: bytes) -> str | None:
     for element in elements:
         if _offends(element, tables):
             return REJECTION.format(f"{element.tag:08X}")
-    return None
+    return None if _complete_image(dataset) else UNREADABLE
+
+
+def _complete_image(dataset: Dataset) -> bool:
+    """pydicom reads truncated files without complaint; the server's processing would not."""
+    if "PixelData" not in dataset:
+        return False
+    if dataset.file_meta.TransferSyntaxUID.is_compressed:
+        return True
+    try:
+        frames = int(dataset.get("NumberOfFrames") or 1)
+        samples = int(dataset.get("SamplesPerPixel") or 1)
+        expected = dataset.Rows * dataset.Columns * samples * frames * dataset.BitsAllocated // 8
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return bool(len(dataset.PixelData) >= expected)
 
 
 def _offends(element: DataElement, tables: _Tables) -> bool:

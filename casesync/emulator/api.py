@@ -187,7 +187,7 @@ def _preparation_target(request: web.Request) -> tuple[State, User, Case, Study 
     user = require_user(request)
     case = state.owned_case(user, request.match_info["case_id"])
     if case is None:
-        raise web.HTTPUnauthorized(body=b"")
+        raise web.HTTPUnauthorized(text="")
     return state, user, case, state.study_of(case, request.match_info["study_id"])
 
 

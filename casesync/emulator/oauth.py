@@ -22,7 +22,7 @@ def token_body(token: Token) -> dict[str, Any]:
     return {
         "access_token": token.access_token,
         "token_type": "Bearer",
-        "expires_in": max(0, round(token.expires_at - token.created_at)),
+        "expires_in": token.expires_in,
         "refresh_token": token.refresh_token,
         "created_at": token.created_at,
     }

@@ -45,6 +45,7 @@ class Token:
     refresh_token: str
     user_id: int
     created_at: int
+    expires_in: int
     expires_at: float
 
 
@@ -208,12 +209,14 @@ class State:
 
     def issue_token(self, user_id: int, ttl: int | None = None) -> Token:
         now = self.now()
+        lifetime = self.config.token_ttl if ttl is None else ttl
         token = Token(
             access_token=secrets.token_urlsafe(32),
             refresh_token=secrets.token_urlsafe(32),
             user_id=user_id,
             created_at=int(now),
-            expires_at=now + (self.config.token_ttl if ttl is None else ttl),
+            expires_in=lifetime,
+            expires_at=now + lifetime,
         )
         self.tokens[token.access_token] = token
         self.refresh_index[token.refresh_token] = token.access_token

@@ -1,0 +1,114 @@
+"""The server's anonymiser check, on real pydicom test files and on files made compliant."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from emulator_helpers import UID_PREFIX, compliant_dicom
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from repofactory import png_bytes
+
+from casesync.emulator import first_violation
+
+PREFIX = "Validation failed: Uploaded data Was not anonymized, Uploaded data Key "
+
+
+def rejected_key(data: bytes) -> str:
+    message = first_violation(data)
+    assert message is not None and message.startswith(PREFIX), message
+    assert message.endswith(" not anonymized")
+    return message[len(PREFIX) : -len(" not anonymized")]
+
+
+def with_element(data: bytes, tag: int, vr: str, value: object) -> bytes:
+    dataset = dcmread(BytesIO(data))
+    dataset.add_new(tag, vr, value)
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("CT_small.dcm", "00080012"),  # InstanceCreationDate: removed by the whitelist
+        ("MR_small.dcm", "00080012"),
+        ("rtplan.dcm", "00080012"),
+        ("examples_overlay.dcm", "00080018"),  # SOPInstanceUID in the dataset
+    ],
+)
+def test_real_test_files_are_rejected_naming_the_first_tag(name: str, key: str) -> None:
+    data = Path(get_testdata_file(name, download=False)).read_bytes()
+    assert rejected_key(data) == key
+
+
+def test_a_fixed_point_of_the_policy_is_accepted() -> None:
+    assert first_violation(compliant_dicom()) is None
+    assert first_violation(compliant_dicom(name="MR_small.dcm")) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"SOPInstanceUID": UID_PREFIX + "1.2"}, "00080018"),  # rejected even when prefixed
+        ({"StudyInstanceUID": "1.2.840.1234.5"}, "0020000D"),  # not in the Radiopaedia namespace
+        ({"StudyDate": "20200101"}, "00080020"),  # blank_or_fixed with a real date
+        ({"StudyTime": "101500"}, "00080030"),
+        ({"PatientName": "Doe^John"}, "00100010"),
+        ({"PatientAge": "034Y"}, "00101010"),
+        ({"RecognizableVisualFeatures": "YES"}, "00280302"),
+        ({"PatientIdentityRemoved": "NO"}, "00120062"),
+        ({"InstitutionName": "General Hospital"}, "00080080"),
+    ],
+)
+def test_each_kind_of_violation_names_its_tag(changes: dict[str, str], key: str) -> None:
+    assert rejected_key(compliant_dicom(**changes)) == key
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"StudyDate": "19700101"},  # the policy's own fixed date
+        {"StudyTime": "0000"},
+        {"InstitutionName": ""},  # present but empty is tolerated
+        {"PatientName": ""},
+        {"SeriesDescription": "Axial C+ portal venous"},  # kept
+        {"DeidentificationMethod": "casesync"},  # written by the anonymiser itself
+        {"PatientIdentityRemoved": None},
+    ],
+)
+def test_values_the_policy_leaves_alone_are_accepted(changes: dict[str, str | None]) -> None:
+    assert first_violation(compliant_dicom(**changes)) is None
+
+
+def test_private_tags_overlays_and_sequences_are_rejected() -> None:
+    base = compliant_dicom()
+    assert rejected_key(with_element(base, 0x00091001, "LO", "vendor")) == "00091001"
+    assert rejected_key(with_element(base, 0x60003000, "OW", b"\x00\x01")) == "60003000"
+    item = dcmread(BytesIO(base))
+    item.clear()
+    sequence = with_element(base, 0x00082218, "SQ", [item])  # AnatomicRegionSequence
+    item.CodeValue = "T-D4000"
+    assert rejected_key(sequence) == "00082218"
+
+
+def test_the_meta_group_is_not_checked() -> None:
+    # The policy leaves group 0002 untouched; the client's gate, not the server, polices it.
+    data = compliant_dicom()
+    dataset = dcmread(BytesIO(data))
+    dataset.file_meta.SourceApplicationEntityTitle = "SCANNER1"
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert first_violation(out.getvalue()) is None
+
+
+def test_images_are_not_checked_and_broken_dicom_is_refused() -> None:
+    assert first_violation(png_bytes(1)) is None
+    assert first_violation(b"\xff\xd8\xff\xe0" + b"\x00" * 300) is None
+    complete = compliant_dicom()
+    for cut in (200, 1000, len(complete) - 100):  # in the meta group, the dataset, the pixels
+        message = first_violation(complete[:cut])
+        assert message is not None and message.startswith("Validation failed: Uploaded data")
