@@ -89,6 +89,7 @@ class Emulator:
         return self.base_url
 
     async def stop(self) -> None:
+        """Stop serving and save the state file; a second call does nothing."""
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,7 +98,7 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.save()
+            self.save()
 
     def save(self) -> None:
         """Write the state file now (if there is one)."""
