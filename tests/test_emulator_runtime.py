@@ -41,7 +41,7 @@ async def test_a_restarted_emulator_keeps_its_world(
         assert "kept" in state_file.read_text()
         await first.stop()
 
-        second = await emulator_factory(state_file=state_file)
+        second = await emulator_factory(state_file=state_file, draft_quota=None)
         api = Api(session, second.base_url, tokens["access_token"])
         listed = (await api.call("GET", "/api/v1/cases")).json()
         assert [c["id"] for c in listed] == [case_id]
@@ -61,6 +61,8 @@ async def test_a_restarted_emulator_keeps_its_world(
         )
         assert put.status == 200
         assert await api.new_case("next") > case_id
+        quotas = (await api.call("GET", "/api/v1/users/current")).json()["quotas"]
+        assert (quotas["allowed_draft_cases"], quotas["draft_case_count"]) == (None, 2)
     state = second.snapshot()
     assert state["stored_blobs"] == 2
     assert state["cases"][0]["studies"][0]["series"][0]["upload_ids"] == ids

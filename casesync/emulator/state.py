@@ -294,6 +294,8 @@ class State:
         self.clock_offset = float(data["clock_offset"])
         self.counters.update(data["counters"])
         self.users = {u.id: u for u in _rebuild(User, data["users"])}
+        for user in self.users.values():  # this run's --draft-quota wins over the saved one
+            user.allowed_draft_cases = self.config.draft_quota
         self.demo_user = self.add_user(DEMO_LOGIN)
         self.tokens = {t.access_token: t for t in _rebuild(Token, data["tokens"])}
         self.refresh_index = {t.refresh_token: t.access_token for t in self.tokens.values()}
