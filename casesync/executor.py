@@ -251,7 +251,7 @@ class Executor:
             self._outcome(plan.key, "unknown", str(exc))
         except CaseSkipped as exc:
             self._outcome(plan.key, "skipped", str(exc))
-        except ApiError as exc:
+        except (ApiError, OSError) as exc:  # OSError: a file changed or vanished since validation
             self._outcome(plan.key, "failed", str(exc))
             if self.options.fail_fast:
                 self.request_stop(f"--fail-fast: case {plan.key} failed")
