@@ -22,11 +22,12 @@ class FilePool:
 
     def __init__(self, workers: int, size: int) -> None:
         self.workers = workers
-        self.executor = (
-            ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
-            if workers > 1 and size >= SERIAL_BELOW
-            else None
-        )
+        self.executor = None
+        if workers > 1 and size >= SERIAL_BELOW:
+            context = get_context("forkserver")
+            # Workers fork from a server that has already imported pydicom and the gate.
+            context.set_forkserver_preload(["casesync.phi.gate", "casesync.phi.anonymise"])
+            self.executor = ProcessPoolExecutor(workers, mp_context=context)
 
     def __enter__(self) -> FilePool:
         return self
@@ -39,7 +40,7 @@ class FilePool:
         """Results in the order of ``items``, as they become available."""
         if self.executor is None or len(items) < SERIAL_BELOW:
             return (function(item) for item in items)
-        chunk = max(1, min(64, len(items) // (self.workers * 8)))
+        chunk = max(1, min(128, len(items) // (self.workers * 8)))
         return self.executor.map(function, items, chunksize=chunk)
 
     def map(self, function: Callable[[A], T], items: Sequence[A]) -> list[T]:
