@@ -44,36 +44,34 @@ def bundled(name: str) -> Dataset:
 def write_series(folder: Path, spec: SeriesSpec) -> list[Path]:
     """Write the slices as ``IM-0001.dcm``...; slice i moves one slice thickness along z."""
     folder.mkdir(parents=True, exist_ok=True)
-    template = bundled(spec.source)
-    pixels = _tiled(template, spec.tile)
+    ds = bundled(spec.source)  # rewritten in place for each slice: every varying field is set
+    rows, columns = ds.Rows * spec.tile, ds.Columns * spec.tile
+    pixels = _tiled(ds, spec.tile)
     if spec.invert:
         pixels = _inverted(pixels)
-    row_bytes = len(pixels) // (template.Rows * spec.tile)
-    study_uid = generate_uid(entropy_srcs=[spec.seed, "study"])
-    series_uid = generate_uid(entropy_srcs=[spec.seed, "series"])
-    thickness = float(template.get("SliceThickness") or 1.0)
-    x, y, z0 = (float(v) for v in template.ImagePositionPatient)
+    row_bytes = len(pixels) // rows
+    ds.Rows, ds.Columns = rows, columns
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[spec.seed, "study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[spec.seed, "series"])
+    if spec.description:
+        ds.SeriesDescription = spec.description
+    for keyword in spec.blank:
+        if keyword in ds:
+            ds[keyword].value = None
+    thickness = float(ds.get("SliceThickness") or 1.0)
+    x, y, z0 = (float(v) for v in ds.ImagePositionPatient)
     paths = []
     for index in range(spec.count):
-        ds = template.copy()
         number = spec.first_instance + index
         sop_uid = generate_uid(entropy_srcs=[spec.seed, "sop", str(number)])
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-        ds.SOPInstanceUID = sop_uid
-        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
         ds.InstanceNumber = number
         z = round(z0 + index * thickness, 4)
         ds.ImagePositionPatient = [x, y, z]
         ds.SliceLocation = z
-        ds.Rows, ds.Columns = template.Rows * spec.tile, template.Columns * spec.tile
         # shift the image a row per slice so a stack scrolls like one, not a still frame
-        shift = (index % template.Rows) * row_bytes
+        shift = (index % (rows // spec.tile)) * row_bytes
         ds.PixelData = pixels[shift:] + pixels[:shift]
-        if spec.description:
-            ds.SeriesDescription = spec.description
-        for keyword in spec.blank:
-            if keyword in ds:
-                ds[keyword].value = None
         path = folder / f"IM-{number:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
@@ -81,6 +79,7 @@ def write_series(folder: Path, spec: SeriesSpec) -> list[Path]:
 
 
 def _tiled(ds: Dataset, tile: int) -> bytes:
+    """The pixels repeated ``tile`` times across and down (call before changing Rows)."""
     data = bytes(ds.PixelData)
     if tile == 1:
         return data

@@ -1,0 +1,306 @@
+"""casesync against what users would otherwise do, each pair measured side by side in one run.
+
+    python benchmarks/run.py [--quick] [--only 1,2,3,4,5]
+
+Generates everything it needs in a temporary folder (no downloads; DICOM slices come from
+pydicom's bundled CT_small.dcm, tiled to 512 x 512 and anonymised by casesync), prints one
+Markdown table, and removes the data. The full run needs about 10 GB of free disk for a while.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "examples" / "tools"))
+
+from generate import CASE_YAML, generate_repo, write_matching_lock  # noqa: E402
+from slices import SeriesSpec, write_series  # noqa: E402
+
+from casesync.emulator import EmulatorConfig, EmulatorThread  # noqa: E402
+from casesync.hashing import gather_facts  # noqa: E402
+from casesync.phi.anonymise import anonymise_tree  # noqa: E402
+from casesync.phi.gate import check_files  # noqa: E402
+from casesync.workflow import prepare_plan  # noqa: E402
+
+SLICES_PER_CASE = 200
+LATENCY_MS = 40
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of everything; slices are ~524 KB (512 x 512 x 16 bit)."""
+
+    pool_slices: int  # anonymised slices shared by benchmarks 1, 3, 4, 5 (hard links)
+    hash_slices: int
+    plan_cases: int
+    plan_files: int
+    apply_slices: int
+    rss_small_slices: int
+    rss_big_slices: int
+
+
+FULL = Sizes(8000, 4000, 200, 40_000, 2000, 80, 8000)
+QUICK = Sizes(800, 400, 50, 5_000, 200, 80, 800)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    casesync: str
+    reference: str
+    ratio: str
+    target: str
+    met: bool | None  # None: no target
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def make_pool(work: Path, count: int) -> tuple[list[Path], Row]:
+    """``count`` anonymised CT slices; the anonymise pass is benchmark 5b."""
+    raw = work / "raw"
+    for start in range(0, count, SLICES_PER_CASE):
+        spec = SeriesSpec(
+            "CT_small.dcm", min(SLICES_PER_CASE, count - start), f"bench-{start}", tile=4
+        )
+        write_series(raw / f"s{start // SLICES_PER_CASE:03d}", spec)
+    key = bytes(32)  # a benchmark key: the data is synthetic
+    seconds = timed(lambda: anonymise_tree(raw, work / "pool", key))
+    shutil.rmtree(raw)
+    paths = sorted((work / "pool").rglob("*.dcm"))
+    row = Row(
+        "5b. anonymise (CT slices, all cores)", f"{count / seconds:,.0f} files/s", "", "", "", None
+    )
+    return paths, row
+
+
+def bench_hashing(work: Path, pool: list[Path], count: int) -> Row:
+    """Cold facts (no casesync cache) vs sha256sum, same files, both from the page cache."""
+    files = pool[:count]
+    size = sum(p.stat().st_size for p in files)
+    relpaths = [p.relative_to(work / "pool").as_posix() for p in files]
+    root = work / "pool"
+    for path in files:  # warm the page cache once so neither side pays for the disk
+        path.read_bytes()
+    ours = min(timed(lambda: gather_facts(root, relpaths, None)) for _ in range(2))
+    command = ["sha256sum", *relpaths]
+    theirs = min(
+        timed(lambda: subprocess.run(command, cwd=root, check=True, stdout=subprocess.DEVNULL))
+        for _ in range(2)
+    )
+    return Row(
+        f"1. cold hashing, {size / MB:,.0f} MB ({count} slices)",
+        f"{ours:.2f} s",
+        f"sha256sum {theirs:.2f} s",
+        f"{ours / theirs:.2f}",
+        "<= 0.6",
+        ours / theirs <= 0.6,
+    )
+
+
+def walk(folder: str) -> int:
+    """The floor for any no-op check: visit and stat every file."""
+    count = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                count += walk(entry.path)
+            else:
+                entry.stat()
+                count += 1
+    return count
+
+
+def bench_noop_plan(work: Path, cases: int, files: int) -> Row:
+    root = work / "plan-repo"
+    generate_repo(root, cases, files // cases)
+    write_matching_lock(root)  # fills the caches too: this is the warm-up run
+    prepare_plan(root)
+    plans = []
+    for _ in range(3):
+        start = time.perf_counter()
+        prepared = prepare_plan(root)
+        plans.append(time.perf_counter() - start)
+        assert not prepared.plan.has_changes
+    ours = min(plans)
+    theirs = min(timed(lambda: walk(str(root))) for _ in range(3))
+    shutil.rmtree(root)
+    return Row(
+        f"2. no-op plan, {cases} cases / {files:,} files",
+        f"{ours:.2f} s",
+        f"scandir+stat {theirs:.2f} s",
+        f"{ours / theirs:.2f}",
+        "<= 3",
+        ours / theirs <= 3,
+    )
+
+
+def make_repo(root: Path, pool: list[Path], count: int) -> int:
+    """A project of ``count`` pool slices (hard links), 200 per case; returns its size."""
+    (root / "cases").mkdir(parents=True)
+    (root / "casesync.yaml").write_text("version: 1\n")
+    size = 0
+    for index, start in enumerate(range(0, count, SLICES_PER_CASE)):
+        case_dir = root / "cases" / f"case-{index:04d}"
+        (case_dir / "slices").mkdir(parents=True)
+        (case_dir / "case.yaml").write_text(CASE_YAML.format(index=index))
+        for path in pool[start : min(start + SLICES_PER_CASE, count)]:
+            os.link(path, case_dir / "slices" / path.name)
+            size += path.stat().st_size
+    return size
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    max_rss_kb: int
+
+
+def run_child(command: list[str], cwd: Path, env: dict[str, str]) -> Run:
+    """Run to completion; wall time and the child's own peak RSS (from wait4)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed ({process.returncode}): {errors.decode()[-2000:]}")
+    return Run(time.perf_counter() - start, usage.ru_maxrss)
+
+
+@contextmanager
+def emulator(latency_ms: float) -> Iterator[dict[str, str]]:
+    """A fresh emulator (nothing uploaded yet, no quota) and the environment to reach it."""
+    config = EmulatorConfig(latency_ms=latency_ms, draft_quota=None, job_seconds=0.05)
+    with EmulatorThread(config) as running:
+        yield {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "CASESYNC_API_URL": running.base_url,
+            "CASESYNC_ACCESS_TOKEN": running.issue_tokens()["access_token"],
+        }
+
+
+def casesync_apply(repo: Path, latency_ms: float) -> Run:
+    """``casesync apply --yes`` from cold: validation, hashing and the PHI gate included."""
+    with emulator(latency_ms) as env:
+        return run_child([sys.executable, "-m", "casesync", "apply", "--yes"], repo, env)
+
+
+def bench_apply(work: Path, pool: list[Path], count: int) -> Row:
+    repo = work / "apply-repo"
+    size = make_repo(repo, pool, count)
+    ours = casesync_apply(repo, LATENCY_MS)
+    with emulator(LATENCY_MS) as env:
+        command = [sys.executable, str(HERE / "sequential_client.py"), str(repo)]
+        theirs = run_child(command, repo, env)
+    shutil.rmtree(repo)
+    ratio = theirs.seconds / ours.seconds
+    return Row(
+        f"3. apply {count:,} slices ({size / MB:,.0f} MB), {LATENCY_MS} ms latency",
+        f"{ours.seconds:.1f} s, {size / ours.seconds / MB:,.1f} MB/s",
+        f"sequential {theirs.seconds:.1f} s, {size / theirs.seconds / MB:,.1f} MB/s",
+        f"{ratio:.1f}x",
+        ">= 12x",
+        ratio >= 12,
+    )
+
+
+def bench_rss(work: Path, pool: list[Path], small: int, big: int) -> Row:
+    """Peak RSS of the apply process must not grow with the bytes it sends."""
+    runs = {}
+    for count in (small, big):
+        repo = work / f"rss-repo-{count}"
+        size = make_repo(repo, pool, count)
+        runs[size] = casesync_apply(repo, 0)
+        shutil.rmtree(repo)
+    (small_size, small_run), (big_size, big_run) = sorted(runs.items())
+    ratio = big_run.max_rss_kb / small_run.max_rss_kb
+    return Row(
+        f"4. apply peak RSS, {small_size / MB:,.0f} MB vs {big_size / MB:,.0f} MB of files",
+        f"{small_run.max_rss_kb / 1024:,.0f} MiB vs {big_run.max_rss_kb / 1024:,.0f} MiB",
+        "",
+        f"{ratio:.2f}",
+        "< 1.3",
+        ratio < 1.3,
+    )
+
+
+def bench_gate(pool: list[Path], count: int) -> Row:
+    files = pool[:count]
+    seconds = timed(lambda: check_files(files))
+    return Row(
+        f"5a. PHI gate, {count:,} CT slices (all cores, no cache)",
+        f"{count / seconds:,.0f} files/s",
+        "",
+        "",
+        "",
+        None,
+    )
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| benchmark | casesync | reference | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        met = "" if row.met is None else ("yes" if row.met else "NO")
+        lines.append(
+            f"| {row.name} | {row.casesync} | {row.reference} | {row.ratio} | {row.target} "
+            f"| {met} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller data, a few minutes")
+    parser.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,2")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5"}
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="casesync-bench-") as tmp:
+        work = Path(tmp)
+        if "2" in only:
+            rows.append(bench_noop_plan(work, sizes.plan_cases, sizes.plan_files))
+        if only & {"1", "3", "4", "5"}:
+            pool, anonymise_row = make_pool(work, sizes.pool_slices)
+            if "1" in only:
+                rows.append(bench_hashing(work, pool, sizes.hash_slices))
+            if "3" in only:
+                rows.append(bench_apply(work, pool, sizes.apply_slices))
+            if "4" in only:
+                rows.append(bench_rss(work, pool, sizes.rss_small_slices, sizes.rss_big_slices))
+            if "5" in only:
+                rows += [bench_gate(pool, sizes.hash_slices), anonymise_row]
+    rows.sort(key=lambda row: row.name)
+    print(table(rows))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    mode = "--quick" if args.quick else "full"
+    print(f"\n{dt.date.today()}, {machine}, {mode} run")
+
+
+if __name__ == "__main__":
+    main()
