@@ -1,0 +1,1 @@
+"""The example teaching repository; packaged as ``casesync.examples`` for ``casesync demo``."""
