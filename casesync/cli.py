@@ -410,3 +410,24 @@ def emulator(
         asyncio.run(serve(config, lambda text: typer.echo(text)))
     except KeyboardInterrupt:
         typer.echo("emulator stopped", err=True)
+
+
+# --- demo ---
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep", help="Copy the examples to DIR (new or empty) and leave them there."
+        ),
+    ] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve", help="Keep the emulator running afterwards, until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Try casesync in one command: the examples, validated, planned and applied to an emulator."""
+    from casesync.demo import DemoSettings, run_demo
+
+    run_demo(DemoSettings(keep, serve_after), _apply_events("text"), typer.echo)
