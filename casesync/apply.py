@@ -65,7 +65,11 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
             if not confirm():
                 raise Refused("apply cancelled: nothing was sent")
         options = ApplyOptions(
-            settings.upload_concurrency, settings.wait, settings.fail_fast, settings.poll_seconds
+            settings.upload_concurrency,
+            settings.api_concurrency,
+            settings.wait,
+            settings.fail_fast,
+            settings.poll_seconds,
         )
         report = asyncio.run(
             _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events, options)

@@ -53,15 +53,15 @@ class ApiClient(Protocol):
     async def list_cases(self) -> list[RemoteCase]: ...
     async def create_case(self, fields: CaseFields) -> RemoteCase: ...
     async def create_study(self, case_id: int, fields: StudyFields) -> RemoteStudy: ...
-    async def presign(self, sha256s: list[str]) -> list[UploadSlot]: ...
+    async def presign(self, sha256s: Sequence[str]) -> list[UploadSlot]: ...
     async def upload(
         self, path: Path, slot: UploadSlot, content_type: str, progress: _Progress | None = None
     ) -> UploadSlot: ...
     async def create_series(
-        self, case_id: int, study_id: int, fields: SeriesFields, upload_ids: list[int]
+        self, case_id: int, study_id: int, fields: SeriesFields, upload_ids: Sequence[int]
     ) -> str: ...
     async def job_status(self, case_id: int, study_id: int, job_id: str) -> JobStatus: ...
-    async def mark_upload_finished(self, case_id: int) -> None: ...
+    async def mark_upload_finished(self, case_id: int) -> RemoteCase: ...
 
 
 class _Progress(Protocol):
@@ -71,6 +71,7 @@ class _Progress(Protocol):
 @dataclass(frozen=True)
 class ApplyOptions:
     upload_concurrency: int = 8
+    api_concurrency: int = 4
     wait: bool = False
     fail_fast: bool = False
     poll_seconds: float = 5.0
@@ -114,6 +115,9 @@ class Executor:
         self._window = asyncio.Semaphore(max(2, options.upload_concurrency // 2))
         self._batch = max(8, options.upload_concurrency * 2)
         self._listing: dict[int, RemoteCase] | None = None
+        # an intent is written only when its request can leave at once, so that a crash
+        # leaves as few unknown creates as there were requests really in flight
+        self._sending = asyncio.Semaphore(options.api_concurrency)
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -282,9 +286,10 @@ class Executor:
         for _ in range(CASE_CREATE_ATTEMPTS):
             self._check_stop()
             self.events.step(plan.key, "create case", "started")
-            intent = self.ledger.begin("case", plan.key, "case", record)
             try:
-                remote = await self.client.create_case(spec.fields)
+                async with self._sending:
+                    intent = self.ledger.begin("case", plan.key, "case", record)
+                    remote = await self.client.create_case(spec.fields)
             except OutcomeUnknown:
                 adopted = await self._settle_case(intent)
                 if adopted is None:
@@ -375,9 +380,10 @@ class Executor:
         self._check_stop()
         step = f"create {label}"
         self.events.step(key, step, "started")
-        intent = self.ledger.begin(kind, key, label, record)
         try:
-            made = await request()
+            async with self._sending:
+                intent = self.ledger.begin(kind, key, label, record)
+                made = await request()
         except OutcomeUnknown as exc:
             self.events.step(key, step, "failed", "outcome unknown")
             raise CaseBlocked(intent) from exc
