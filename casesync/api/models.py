@@ -6,7 +6,7 @@ them into and out of JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class UploadSlot:
 
     upload_id: int
     sha256: str
-    url: str | None  # None when already_uploaded
+    url: str | None = field(repr=False)  # None when already_uploaded; repr hides its signature
 
     @property
     def already_uploaded(self) -> bool:
