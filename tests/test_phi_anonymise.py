@@ -170,3 +170,22 @@ def test_cli_check_phi_exit_codes_and_anonymise(
         main(["check-phi", "--format", "json", str(tmp_path / "out" / "dst")])
     assert passed.value.code == 0
     assert '"failed": 0' in capsys.readouterr().out
+
+
+def test_output_does_not_depend_on_the_pydicom_version(tmp_path: Path) -> None:
+    """The meta header names casesync, not pydicom's release, so upgrades keep the hashes."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from casesync.phi.anonymise import IMPLEMENTATION_CLASS_UID, anonymise_tree
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ct.dcm").write_bytes(
+        Path(get_testdata_file("CT_small.dcm", download=False)).read_bytes()
+    )
+    anonymise_tree(src, tmp_path / "dst", b"k" * 32)
+    meta = pydicom.dcmread(tmp_path / "dst" / "ct.dcm").file_meta
+    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert meta.ImplementationVersionName == "CASESYNC_1"
+    assert pydicom.__version__ not in (tmp_path / "dst" / "ct.dcm").read_bytes().decode("latin-1")

@@ -23,7 +23,7 @@ import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 
 from casesync.errors import ConfigError, Refused
 from casesync.formats import DICOM, JPEG, PNG, sniff_file
@@ -97,6 +97,12 @@ def load_or_create_key(path: Path) -> bytes:
     return key
 
 
+# Our own, fixed implementation identity: pydicom's changes with every pydicom release, which
+# would change every output byte, every hash in casesync.lock, and so upload everything again.
+IMPLEMENTATION_CLASS_UID = "2.25.169012336810003512526851719535830283263"  # uuid5(casesync/1)
+IMPLEMENTATION_VERSION_NAME = "CASESYNC_1"
+
+
 def keyed_uid(key: bytes, uid: str) -> str:
     """A UID inside Radiopaedia's namespace that only the key holder can link to ``uid``."""
     digest = hmac.new(key, uid.encode("ascii", "replace"), hashlib.sha256).digest()
@@ -134,7 +140,8 @@ def anonymise_dataset(ds: Dataset, options: Options) -> str:
     new_meta.MediaStorageSOPClassUID = meta.get("MediaStorageSOPClassUID") or ds.SOPClassUID
     new_meta.MediaStorageSOPInstanceUID = UID(keyed_uid(options.key, original))
     new_meta.TransferSyntaxUID = meta.TransferSyntaxUID
-    new_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    new_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    new_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = new_meta
     ds.preamble = b"\x00" * 128
     return original
