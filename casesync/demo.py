@@ -21,6 +21,7 @@ from typing import Any
 from casesync.apply import ApplySettings, run_apply
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import Refused
+from casesync.lockfile import load_lock
 from casesync.progress import Events
 from casesync.render import render_plan
 from casesync.workflow import prepare_plan
@@ -100,7 +101,9 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
         say("\n$ casesync plan   # again: everything is recorded in casesync.lock")
         say(render_plan(prepare_plan(project, api_url_flag=base_url).plan, "text"))
         say(describe_remote(emulator.snapshot(), base_url))
-        say(f"Lockfile: {prepared.lock_path}")
+        lock = load_lock(prepared.lock_path, base_url)
+        files = sum(len(s.files) for c in lock.cases.values() for t in c.studies for s in t.series)
+        say(f"Lockfile: {prepared.lock_path} ({len(lock.cases)} cases, {files} files recorded)")
         if settings.serve:
             say(serve_banner(base_url, emulator.issue_tokens()["access_token"], project))
             _wait_for_ctrl_c()
@@ -119,9 +122,14 @@ def describe_remote(snapshot: dict[str, Any], base_url: str) -> str:
         finished = ", upload finished" if case["upload_finished"] else ""
         lines.append(
             f"  case {case['id']}: {case['title']} ({case['status']}{finished}): "
-            f"{len(case['studies'])} studies, {len(series)} series, {images} images"
+            f"{_count(len(case['studies']), 'study', 'studies')}, {len(series)} series, "
+            f"{_count(images, 'image', 'images')}"
         )
     return "\n".join(lines)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def serve_banner(base_url: str, access_token: str, project: Path) -> str:
