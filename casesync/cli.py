@@ -431,3 +431,87 @@ def demo(
     from casesync.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(keep, serve_after), _apply_events("text"), typer.echo)
+
+
+# --- auth ---
+
+
+def _auth_api_url(ctx: typer.Context, flag: str | None) -> str:
+    """--api-url, CASESYNC_API_URL, then casesync.yaml when run inside a project."""
+    from casesync.settings import resolve_api_url
+
+    return resolve_api_url(flag, _project_api_url(ctx))
+
+
+def _project_api_url(ctx: typer.Context) -> str | None:
+    """Only casesync.yaml's api_url: login and whoami also work outside a project."""
+    from casesync.validate import load_project_file
+
+    try:
+        root = find_project_root(_start_dir(ctx))
+    except ConfigError:
+        return None
+    project, _ = load_project_file(root)
+    return project.api_url if project is not None else None
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    api_url: ApiUrlOption = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-id", envvar="CASESYNC_CLIENT_ID", help="The application's APPLICATION_ID."
+        ),
+    ] = None,
+    client_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--client-secret",
+            envvar="CASESYNC_CLIENT_SECRET",
+            help="The application's secret (prompted, hidden, when missing).",
+        ),
+    ] = None,
+    redirect_uri: Annotated[
+        str,
+        typer.Option("--redirect-uri", help="Where the site sends the code (https or oob)."),
+    ] = "urn:ietf:wg:oauth:2.0:oob",
+    code: Annotated[
+        str | None, typer.Option("--code", help="The authorization code (prompted when missing).")
+    ] = None,
+) -> None:
+    """Log in with OAuth: open the printed URL, approve, paste the code; stored with mode 0600."""
+    from casesync import auth
+    from casesync.api.oauth import Client, authorize_url
+
+    url = _auth_api_url(ctx, api_url)
+    client_id = client_id or typer.prompt("Client ID (APPLICATION_ID)")
+    client_secret = client_secret or typer.prompt("Client secret", hide_input=True)
+    if code is None:
+        typer.echo("Open this URL in a browser, approve casesync, then paste the code shown:")
+        typer.echo(f"  {authorize_url(url, client_id, redirect_uri)}")
+        code = typer.prompt("Authorization code")
+    path = auth.credentials_path()
+    asyncio.run(auth.login(url, Client(client_id, client_secret), code, redirect_uri, path))
+    typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
+
+
+@app.command()
+def logout() -> None:
+    """Forget the stored login (removes the credentials file)."""
+    from casesync import auth
+
+    path = auth.credentials_path()
+    typer.echo(f"removed {path}" if auth.logout(path) else f"not logged in: no {path}")
+
+
+@app.command()
+def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption = "text") -> None:
+    """Show the login and its quotas (draft and unlisted cases: used / allowed)."""
+    from casesync import auth
+
+    _check_format(fmt, ("text", "json"))
+    url = _auth_api_url(ctx, api_url)
+    user = asyncio.run(auth.current_user(url, auth.token_provider(url)))
+    typer.echo(auth.describe_user(user, url, fmt), nl=False)
