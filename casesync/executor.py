@@ -288,6 +288,7 @@ class Executor:
             self.events.step(plan.key, "create case", "started")
             try:
                 async with self._sending:
+                    self._check_stop()
                     intent = self.ledger.begin("case", plan.key, "case", record)
                     remote = await self.client.create_case(spec.fields)
             except OutcomeUnknown:
@@ -309,7 +310,6 @@ class Executor:
     async def _create_study(
         self, key: str, case_id: int, spec: CaseSpec, action: CreateStudy
     ) -> int:
-        self._check_stop()
         study = spec.studies[action.study_index]
         label = f"study {action.study_index + 1}"
         record = {
@@ -340,7 +340,6 @@ class Executor:
         action: CreateSeries,
         upload_ids: dict[str, int],
     ) -> None:
-        self._check_stop()
         series = spec.studies[action.study_index].series[action.series_index]
         files = [
             {"path": f.path, "size": f.size, "sha256": f.sha256, "upload_id": upload_ids[f.sha256]}
@@ -382,6 +381,7 @@ class Executor:
         self.events.step(key, step, "started")
         try:
             async with self._sending:
+                self._check_stop()
                 intent = self.ledger.begin(kind, key, label, record)
                 made = await request()
         except OutcomeUnknown as exc:

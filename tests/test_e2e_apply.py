@@ -1,0 +1,303 @@
+"""``casesync apply`` and ``resolve`` as a user runs them: the real CLI against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import add_study, check_matches_manifests, teaching_repo
+from repofactory import write_pngs
+
+from casesync.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorThread
+from casesync.journal import Ledger
+from casesync.lockfile import load_lock
+from casesync.resolve import Answer, resolve
+
+MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Any]:
+    """``make_emulator(latency_ms=20, ...)``: an emulator thread with faults, stopped after."""
+    started: list[EmulatorThread] = []
+
+    def make(**overrides: Any) -> EmulatorThread:
+        running = EmulatorThread(EmulatorConfig(job_seconds=0.05, **overrides))
+        running.start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+def cli(
+    root: Path, emulator: EmulatorThread, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "casesync", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(root, emulator) | env,
+    )
+
+
+def cli_env(root: Path, emulator: EmulatorThread) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(root.parent),
+        "CASESYNC_API_URL": emulator.base_url,
+        "CASESYNC_ACCESS_TOKEN": emulator.issue_tokens()["access_token"],
+        "CASESYNC_POLL_SECONDS": "1",
+    }
+
+
+def start_apply(
+    root: Path, emulator: EmulatorThread, env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    """apply in the background, its output discarded unless ``popen`` says otherwise."""
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} | popen
+    return subprocess.Popen(
+        [sys.executable, "-m", "casesync", "apply", "--yes"],
+        cwd=root,
+        env=env or cli_env(root, emulator),
+        text=True,
+        **streams,
+    )
+
+
+def apply(root: Path, emulator: EmulatorThread, *args: str) -> subprocess.CompletedProcess[str]:
+    return cli(root, emulator, "apply", "--yes", *args)
+
+
+def mutating(state: dict[str, Any]) -> dict[str, int]:
+    return {name: n for name, n in state["requests"].items() if name.startswith(MUTATING)}
+
+
+def requests_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+    names = set(before["requests"]) | set(after["requests"])
+    delta = {n: after["requests"].get(n, 0) - before["requests"].get(n, 0) for n in names}
+    return {name: count for name, count in sorted(delta.items()) if count}
+
+
+def s3_puts(requests: dict[str, int]) -> int:
+    return sum(n for name, n in requests.items() if name.startswith("PUT /s3/"))
+
+
+def settle_unknowns(root: Path, emulator: EmulatorThread, via_cli: bool = True) -> int:
+    """Do what a user does after apply reports an unknown create: look, then resolve."""
+    state = emulator.snapshot()
+    studies = {s["id"]: s for c in state["cases"] for s in c["studies"]}
+    lock_path = root / "casesync.lock"
+    settled = 0
+    for intent in Ledger(root, lock_path, load_lock(lock_path, emulator.base_url)).recover():
+        record = intent.record
+        if intent.kind == "study":
+            case = next(c for c in state["cases"] if c["id"] == record["case_id"])
+            found = [s["id"] for s in case["studies"] if s["position"] == record["position"]]
+            answer = Answer(study_id=found[0]) if found else Answer(not_created=True)
+        elif intent.kind == "series":
+            ids = [f["upload_id"] for f in record["files"]]
+            series = studies[record["study_id"]]["series"]
+            jobs = [s["job_id"] for s in series if s["upload_ids"] == ids]
+            answer = Answer(series_job=jobs[0]) if jobs else Answer(not_created=True)
+        else:
+            continue  # apply settles cases itself from the listing
+        if via_cli:
+            flag = {"study": "--study-id", "series": "--series-job"}[intent.kind]
+            value = answer.study_id or answer.series_job
+            args = ["--not-created"] if answer.not_created else [flag, str(value)]
+            done = cli(root, emulator, "resolve", intent.case, *args)
+            assert done.returncode == 0, done.stderr
+        else:  # the same function, without a process start per answer
+            resolve(root, intent.case, answer, print, api_url_flag=emulator.base_url)
+        settled += 1
+    return settled
+
+
+def apply_until_done(root: Path, emulator: EmulatorThread, rounds: int = 12) -> None:
+    for _ in range(rounds):
+        result = apply(root, emulator)
+        if result.returncode == 0:
+            return
+        assert result.returncode == 4, result.stdout + result.stderr
+        settle_unknowns(root, emulator)
+    raise AssertionError(f"apply did not finish in {rounds} rounds: {result.stdout}")
+
+
+def test_fresh_apply_then_rerun_sends_nothing(tmp_path: Path, emulator_thread: Any) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=3)
+    result = apply(root, emulator_thread)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = emulator_thread.snapshot()
+    check_matches_manifests(root, state)
+    assert "cases created" in result.stdout
+    assert f"{emulator_thread.base_url}/cases/" in result.stdout
+    assert not (root / ".casesync" / "journal.jsonl").exists()
+
+    again = apply(root, emulator_thread)
+    assert again.returncode == 0, again.stderr
+    assert "No changes" in again.stdout
+    assert mutating(emulator_thread.snapshot()) == mutating(state)
+
+
+def test_only_new_work_is_sent(tmp_path: Path, emulator_thread: Any) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=2)
+    assert apply(root, emulator_thread).returncode == 0
+    before = emulator_thread.snapshot()
+    write_pngs(root / "cases/case-00/xr", ["lateral.png"], seed=5000)
+    add_study(root, "case-01", seed=6000)
+
+    result = apply(root, emulator_thread)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = emulator_thread.snapshot()
+    sent = mutating({"requests": requests_since(before, after)})
+    assert sent.pop("POST /api/v1/cases/{case_id}/studies") == 1
+    assert sent.pop("POST /image_preparation/{case_id}/studies/{study_id}/series") == 2
+    assert s3_puts(sent) == 3  # lateral.png, u1.png, u2.png
+    assert "POST /api/v1/cases" not in sent
+    check_new = [s for c in after["cases"] for s in c["studies"]]
+    assert len(check_new) == 5
+
+
+def test_the_same_image_in_two_series_is_uploaded_once(
+    tmp_path: Path, emulator_thread: Any
+) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=1)
+    case = root / "cases/case-00"
+    shutil.copy(case / "ct-axial/a1.png", case / "ct-coronal/c0.png")
+    result = apply(root, emulator_thread)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = emulator_thread.snapshot()
+    assert s3_puts(state["requests"]) == 4 + 3 + 1  # 9 slices, but a1.png is also coronal c0
+    check_matches_manifests(root, state)
+
+
+def test_faults_do_not_duplicate_anything(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(fail_rate=0.1, drop_rate=0.05, rate_limit=25, seed=7)
+    root = teaching_repo(tmp_path / "repo", cases=6)
+    apply_until_done(root, emulator)
+    state = emulator.snapshot()
+    check_matches_manifests(root, state)
+    faults = {f["fault"] for f in state["faults"]}
+    assert "rate-limited" in faults
+    assert faults & {"fail-500", "fail-503"}
+    assert any(fault.startswith("drop") for fault in faults)
+
+
+def test_expired_upload_urls_are_presigned_again(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(latency_ms=100)
+    root = teaching_repo(tmp_path / "repo", cases=1, images=12)
+    run = start_apply(root, emulator, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not s3_puts(emulator.snapshot()["requests"]):
+        time.sleep(0.01)
+    emulator.advance_clock(901)  # every URL handed out so far is now expired
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    state = emulator.snapshot()
+    check_matches_manifests(root, state)
+    assert s3_puts(state["requests"]) > 12 + 3 + 1  # some PUTs met an expired URL and were redone
+
+
+def test_a_token_expiring_mid_run_is_refreshed_once_and_kept(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    emulator = make_emulator(latency_ms=50)
+    root = teaching_repo(tmp_path / "repo", cases=2, images=8)
+    grant = emulator.issue_tokens(ttl=600)
+    credentials = tmp_path / "credentials.json"
+    pair = {"access_token": grant["access_token"], "refresh_token": grant["refresh_token"]}
+    stored = {"api_url": emulator.base_url, "client_id": DEMO_CLIENT_ID}
+    stored |= {"client_secret": DEMO_CLIENT_SECRET, "expires_at": int(time.time()) + 86400}
+    credentials.write_text(json.dumps(stored | pair))
+    credentials.chmod(0o600)
+    env = cli_env(root, emulator) | {"CASESYNC_CREDENTIALS": str(credentials)}
+    del env["CASESYNC_ACCESS_TOKEN"]
+
+    run = start_apply(root, emulator, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not s3_puts(emulator.snapshot()["requests"]):
+        time.sleep(0.01)
+    emulator.advance_clock(601)  # the access token expires on the server mid-run
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    state = emulator.snapshot()
+    check_matches_manifests(root, state)
+    assert state["requests"]["POST /oauth/token"] == 1
+    kept = json.loads(credentials.read_text())
+    assert kept["refresh_token"] != pair["refresh_token"]
+    assert kept["access_token"] != pair["access_token"]
+
+
+def test_over_quota_is_refused_before_any_create(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(draft_quota=2)
+    root = teaching_repo(tmp_path / "repo", cases=3)
+    result = apply(root, emulator)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "allows only 2 more" in result.stderr
+    assert mutating(emulator.snapshot()) == {}
+
+
+def test_a_second_apply_is_refused_with_the_owner(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(latency_ms=100)
+    root = teaching_repo(tmp_path / "repo", cases=2)
+    first = start_apply(root, emulator)
+    try:
+        lock = root / ".casesync" / "apply.lock"
+        while not lock.exists():
+            assert first.poll() is None, "the first apply ended before taking the lock"
+            time.sleep(0.02)
+        second = apply(root, emulator)
+        assert second.returncode == 5
+        assert f"pid {first.pid}" in second.stderr
+        assert "apply --yes" in second.stderr
+    finally:
+        assert first.wait(timeout=120) == 0
+    check_matches_manifests(root, emulator.snapshot())
+
+
+def test_interrupt_stops_new_work_and_resumes(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(latency_ms=50)
+    root = teaching_repo(tmp_path / "repo", cases=6)
+    run = start_apply(root, emulator, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not emulator.snapshot()["requests"].get("POST /api/v1/cases"):
+        time.sleep(0.02)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, out + err
+    assert "run 'casesync apply' again to resume" in err
+    apply_until_done(root, emulator)
+    check_matches_manifests(root, emulator.snapshot())
+
+
+def test_kill_at_random_moments_never_duplicates(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(latency_ms=15, draft_quota=None)
+    root = teaching_repo(tmp_path / "repo", cases=20, images=3)
+    chance = random.Random(4)
+    killed = settled = 0
+    for _ in range(25):
+        # a random moment inside the work: after 1 to 25 more changes reached the server
+        target = sum(mutating(emulator.snapshot()).values()) + chance.randint(1, 25)
+        run = start_apply(root, emulator)
+        while run.poll() is None and sum(mutating(emulator.snapshot()).values()) < target:
+            time.sleep(0.002)
+        time.sleep(chance.uniform(0, 0.02))
+        run.send_signal(signal.SIGKILL)
+        killed += run.wait() == -signal.SIGKILL
+        settled += settle_unknowns(root, emulator, via_cli=False)
+    assert killed >= 20
+    print(f"{killed} kills, {settled} unknown creates settled")
+    apply_until_done(root, emulator)
+    check_matches_manifests(root, emulator.snapshot())
