@@ -91,7 +91,7 @@ def _folder_relpaths(
     for name in sorted([*plain, *linked], key=natural_key):
         if name in linked:
             _check_each(root_prefix, [os.path.join(folder, name)], name, result, errors)
-        elif os.access(os.path.join(real_folder, name), os.R_OK):
+        elif os.access(f"{real_folder}{os.sep}{name}", os.R_OK):
             result.append(f"{relative_folder}/{name}")
         else:
             errors.append((f"{name} is not readable", "fix its permissions"))

@@ -41,7 +41,7 @@ class ValidationResult:
     manifest: Manifest | None  # None when any error was found
     problems: list[Problem] = field(default_factory=list)
     facts: dict[str, FileFacts] = field(default_factory=dict)
-    phi_reports: list[gate.FileReport] = field(default_factory=list)
+    phi_reports: list[gate.FileReport] = field(default_factory=list)  # files with findings
 
     @property
     def errors(self) -> list[Problem]:
@@ -89,7 +89,7 @@ def validate_project(
     series_specs = {
         (draft.loaded.file, draft.path): _build_series(draft, facts, problems) for draft in drafts
     }
-    reports = _phi_gate(root, series_specs, facts, problems, use_cache)
+    reports = _phi_gate(root, series_specs, problems, use_cache)
     cases = [
         case
         for loaded, schema_ok in case_docs
@@ -250,37 +250,73 @@ def _case_rel(draft: _DraftSeries) -> str:
 def _phi_gate(
     root: Path,
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
-    facts: dict[str, FileFacts],
     problems: list[Problem],
     use_cache: bool,
 ) -> list[gate.FileReport]:
-    """Run the PHI gate on every file of every series; one problem per (series, rule, tag)."""
+    """Run the PHI gate on every file; one problem per (series, rule, tag).
+
+    One gate call per opt-in value over all files, so worker processes start at most twice,
+    and only for files whose (content hash, rule set) has no cached result. Returns the
+    reports of the files that have findings.
+    """
+    specs = [spec for spec in series_specs.values() if spec is not None]
+    findings: dict[tuple[bool, str], tuple[gate.Finding, ...]] = {}
     cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
-    all_reports: list[gate.FileReport] = []
-    for (file, _path), spec in series_specs.items():
-        if spec is None:
-            continue
-        paths = [root / f.path for f in spec.files]
-        hashes = {root / f.path: f.sha256 for f in spec.files}
-        reports = gate.check_files(
-            paths, burned_in_reviewed=spec.burned_in_reviewed, cache=cache, hashes=hashes
-        )
-        all_reports.extend(reports)
-        for summary in gate.summarize(reports):
-            tag = f" {summary.tag}" if summary.tag else ""
-            example = summary.example.relative_to(root).as_posix()
-            problems.append(
-                Problem(
-                    file,
-                    spec.location.line,
-                    spec.location.col,
-                    f"PHI gate [{summary.rule}]{tag}: {summary.reason}; "
-                    f"{summary.count} of {len(paths)} files, e.g. {example}",
-                    "run 'casesync anonymise' on the folder and point the manifest at the copy",
-                    summary.severity,
-                )
+    try:
+        for reviewed in (False, True):
+            files = {
+                f.path: f.sha256
+                for spec in specs
+                if spec.burned_in_reviewed == reviewed
+                for f in spec.files
+            }
+            cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
+            todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
+            reports = gate.check_files(
+                [root / relpath for relpath in todo],
+                burned_in_reviewed=reviewed,
+                cache=cache,
+                hashes={root / relpath: files[relpath] for relpath in todo},
             )
-    return all_reports
+            fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
+            for relpath, sha256 in files.items():
+                findings[(reviewed, relpath)] = (
+                    cached[sha256] if sha256 in cached else fresh[relpath]
+                )
+    finally:
+        if cache:
+            cache.close()
+    flagged_all: list[gate.FileReport] = []
+    for spec in specs:
+        flagged = [
+            gate.FileReport(root / f.path, found)
+            for f in spec.files
+            if (found := findings[(spec.burned_in_reviewed, f.path)])
+        ]
+        flagged_all.extend(flagged)
+        problems.extend(_phi_problems(root, spec, flagged))
+    return flagged_all
+
+
+def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[gate.FileReport]) -> list[Problem]:
+    found = []
+    for summary in gate.summarize(flagged):
+        tag = f" {summary.tag}" if summary.tag else ""
+        example = summary.example.relative_to(root).as_posix()
+        found.append(
+            Problem(
+                spec.location.file,
+                spec.location.line,
+                spec.location.col,
+                f"PHI gate [{summary.rule}]{tag}: {summary.reason}; "
+                f"{summary.count} of {len(spec.files)} files, e.g. {example}",
+                "run 'casesync anonymise' on the folder and point the manifest at the copy"
+                if summary.severity == "error"
+                else None,
+                summary.severity,
+            )
+        )
+    return found
 
 
 def _build_case(

@@ -244,3 +244,40 @@ def test_folder_uses_natural_order_and_skips_hidden_files(tmp_path: Path) -> Non
     assert result.manifest is not None
     files = result.manifest.cases[0].studies[0].series[0].files
     assert [f.path.rsplit("/", 1)[1] for f in files] == ["img2.png", "img10.png"]
+
+
+def dicom_case(tmp_path: Path, reviewed: bool = False) -> Path:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    text = SIMPLE_CASE.replace("X-ray", "CT")
+    if reviewed:
+        text = text.replace("images: xr", "images: xr\n        burned_in_annotation: reviewed")
+    root = one_case(tmp_path, text, images={})
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    (root / "cases/a/xr").mkdir()
+    for number in (1, 2):
+        source.InstanceNumber = number
+        source.save_as(root / f"cases/a/xr/{number}.dcm")
+    return root
+
+
+def test_phi_gate_failures_block_validation_at_the_series(tmp_path: Path) -> None:
+    result = validate_project(dicom_case(tmp_path))
+    assert result.manifest is None
+    phi = [str(p) for p in result.errors if "PHI gate" in p.message]
+    assert phi, [str(p) for p in result.problems]
+    assert all(m.startswith("cases/a/case.yaml:11:9: error: PHI gate [") for m in phi)
+    assert any("PatientName (0010,0010)" in m and "2 of 2 files" in m for m in phi)
+    assert any("PatientID (0010,0020)" in m for m in phi)
+    assert all("CompressedSamples" not in m for m in phi)  # the value itself is never printed
+
+
+def test_phi_results_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casesync.phi import gate
+
+    root = dicom_case(tmp_path)
+    first = [str(p) for p in validate_project(root).problems]
+    monkeypatch.setattr(gate, "check_file", lambda *a, **k: pytest.fail("not cached"))
+    monkeypatch.setattr(gate, "_check", lambda *a, **k: pytest.fail("not cached"))
+    assert [str(p) for p in validate_project(root).problems] == first

@@ -14,6 +14,10 @@ from casesync.phi.findings import RULESET_VERSION, Finding
 BATCH = 500
 
 
+def _finding(item: dict[str, str]) -> Finding:
+    return Finding(**item)  # type: ignore[arg-type]
+
+
 class PhiCache:
     """A sqlite file mapping (sha256, rule-set version, burned-in opt-in) to findings.
 
@@ -43,8 +47,8 @@ class PhiCache:
                 f" AND sha256 IN ({marks})",
                 (self.ruleset, int(reviewed), *batch),
             )
-            for sha256, text in rows:
-                found[sha256] = tuple(Finding(**item) for item in json.loads(text))
+            for sha256, text in rows:  # most files are clean: skip parsing "[]"
+                found[sha256] = () if text == "[]" else tuple(map(_finding, json.loads(text)))
         return found
 
     def put_many(self, entries: Sequence[tuple[str, tuple[Finding, ...]]], reviewed: bool) -> None:

@@ -453,19 +453,16 @@ def check_files(
     """
     known = dict(hashes or {})
     workers = workers or os.cpu_count() or 1
-    with FilePool(workers, len(paths)) as pool:
-        if cache is not None:
-            missing = [path for path in paths if path not in known]
+    cached: dict[str, tuple[Finding, ...]] = {}
+    if cache is not None:
+        missing = [path for path in paths if path not in known]
+        with FilePool(workers, len(missing)) as pool:
             known.update(zip(missing, pool.map(_sha256, missing), strict=True))
-            cached = cache.get_many([known[path] for path in paths], burned_in_reviewed)
-        else:
-            cached = {}
-        todo = [path for path in paths if known.get(path) not in cached]
-        fresh = dict(
-            zip(
-                todo, pool.map(_check_reviewed if burned_in_reviewed else _check, todo), strict=True
-            )
-        )
+        cached = cache.get_many([known[path] for path in paths], burned_in_reviewed)
+    todo = [path for path in paths if known.get(path) not in cached]
+    with FilePool(workers, len(todo)) as pool:  # no worker processes when all is cached
+        check = _check_reviewed if burned_in_reviewed else _check
+        fresh = dict(zip(todo, pool.map(check, todo), strict=True))
     if cache is not None:
         cache.put_many(
             [(known[path], report.findings) for path, report in fresh.items()], burned_in_reviewed
