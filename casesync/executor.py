@@ -124,7 +124,7 @@ class Executor:
 
     def _check_stop(self) -> None:
         if self.stop_reason is not None:
-            raise Stopped(self.stop_reason)
+            raise Stopped(f"stopped before this case was finished ({self.stop_reason})")
 
     async def run(self) -> ApplyReport:
         """Settle old unknowns, check the quota, then run every case with work concurrently."""
@@ -438,7 +438,7 @@ class Executor:
             )
         )
         ids = {sha: upload_id for part in results for sha, upload_id in part.items()}
-        self.events.step(key, step, "done", f"{len(ids)} files")
+        self.events.step(key, step, "done", f"{len(ids)} file{'s' if len(ids) != 1 else ''}")
         return ids
 
     async def _upload_batch(self, files: list[ImageFile], content_type: str) -> dict[str, int]:

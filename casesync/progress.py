@@ -122,7 +122,8 @@ class PlainEvents:
         if state != "started":
             stamp = time.strftime("%H:%M:%S")
             extra = f" ({detail})" if detail else ""
-            self.console.print(f"{stamp} {case}: {step} {state}{extra}", markup=False)
+            line = f"{stamp} {case}: {step} {state}{extra}"
+            self.console.print(line, markup=False, highlight=False)
         now = time.monotonic()
         if now - self.last_summary >= SUMMARY_EVERY_SECONDS:
             self.last_summary = now
@@ -177,7 +178,8 @@ class RichEvents(PlainEvents):
             if state == "done" and not step.startswith("upload"):
                 self.bars.advance(task)
         if state == "failed":
-            self.bars.console.print(f"{case}: {step} failed ({detail})", markup=False)
+            line = f"{case}: {step} failed ({detail})"
+            self.bars.console.print(line, markup=False, highlight=False)
 
     def uploaded(self, count: int) -> None:
         if self.overall is not None:

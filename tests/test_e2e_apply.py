@@ -301,3 +301,67 @@ def test_kill_at_random_moments_never_duplicates(tmp_path: Path, make_emulator: 
     print(f"{killed} kills, {settled} unknown creates settled")
     apply_until_done(root, emulator)
     check_matches_manifests(root, emulator.snapshot())
+
+
+def test_without_a_terminal_apply_needs_yes(tmp_path: Path, emulator_thread: Any) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=1)
+    result = cli(root, emulator_thread, "apply")
+    assert result.returncode == 5
+    assert "--yes" in result.stderr
+    assert mutating(emulator_thread.snapshot()) == {}
+
+
+def test_a_reviewed_plan_must_still_be_current(tmp_path: Path, emulator_thread: Any) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=2)
+    planned = cli(root, emulator_thread, "plan", "--out", "plan.json")
+    assert planned.returncode == 0, planned.stderr
+    write_pngs(root / "cases/case-00/xr", ["lateral.png"], seed=5000)
+    stale = apply(root, emulator_thread, "--plan", "plan.json")
+    assert stale.returncode == 5
+    assert "plan.json was computed from other inputs" in stale.stderr
+    assert mutating(emulator_thread.snapshot()) == {}
+
+    assert cli(root, emulator_thread, "plan", "--out", "plan.json").returncode == 0
+    current = apply(root, emulator_thread, "--plan", "plan.json")
+    assert current.returncode == 0, current.stdout + current.stderr
+
+
+def test_only_the_cases_asked_for(tmp_path: Path, emulator_thread: Any) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=3)
+    result = apply(root, emulator_thread, "--case", "cases/case-01")
+    assert result.returncode == 0, result.stderr
+    titles = [c["title"] for c in emulator_thread.snapshot()["cases"]]
+    assert titles == ["Teaching case 1"]
+    unknown = apply(root, emulator_thread, "--case", "cases/nope")
+    assert unknown.returncode == 1
+    assert "no case with key cases/nope" in unknown.stderr
+
+
+def test_json_events_one_per_line(tmp_path: Path, emulator_thread: Any) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=2)
+    result = apply(root, emulator_thread, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "plan"
+    assert events[0]["plan"]["summary"]["cases_to_create"] == 2
+    assert events[-1]["event"] == "summary"
+    assert events[-1]["cases_created"] == 2
+    done = {(e["case"], e["step"]) for e in events if e["event"] == "step" and e["state"] == "done"}
+    assert ("cases/case-00", "create study 2 series 1") in done
+    assert all(e["url"].startswith(emulator_thread.base_url) for e in events[-1]["outcomes"])
+
+
+def test_a_second_signal_exits_at_once(tmp_path: Path, make_emulator: Any) -> None:
+    emulator = make_emulator(latency_ms=300)
+    root = teaching_repo(tmp_path / "repo", cases=4)
+    run = start_apply(root, emulator, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not emulator.snapshot()["requests"].get("POST /api/v1/cases"):
+        time.sleep(0.01)
+    run.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, out + err
+    assert "stopped at once" in err
+    apply_until_done(root, emulator)
+    check_matches_manifests(root, emulator.snapshot())
