@@ -268,16 +268,27 @@ def test_a_second_apply_is_refused_with_the_owner(tmp_path: Path, make_emulator:
     check_matches_manifests(root, emulator.snapshot())
 
 
-def test_interrupt_stops_new_work_and_resumes(tmp_path: Path, make_emulator: Any) -> None:
-    emulator = make_emulator(latency_ms=50)
-    root = teaching_repo(tmp_path / "repo", cases=6)
+@pytest.mark.parametrize(
+    ("signals", "said"),
+    [
+        ([signal.SIGTERM], "run 'casesync apply' again to resume"),
+        ([signal.SIGINT, signal.SIGINT], "stopped at once"),
+    ],
+)
+def test_signals_stop_apply_and_it_resumes(
+    tmp_path: Path, make_emulator: Any, signals: list[int], said: str
+) -> None:
+    emulator = make_emulator(latency_ms=200)
+    root = teaching_repo(tmp_path / "repo", cases=4)
     run = start_apply(root, emulator, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     while not emulator.snapshot()["requests"].get("POST /api/v1/cases"):
-        time.sleep(0.02)
-    run.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    for signum in signals:
+        run.send_signal(signum)
+        time.sleep(0.05)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, out + err
-    assert "run 'casesync apply' again to resume" in err
+    assert said in err
     apply_until_done(root, emulator)
     check_matches_manifests(root, emulator.snapshot())
 
@@ -349,19 +360,3 @@ def test_json_events_one_per_line(tmp_path: Path, emulator_thread: Any) -> None:
     done = {(e["case"], e["step"]) for e in events if e["event"] == "step" and e["state"] == "done"}
     assert ("cases/case-00", "create study 2 series 1") in done
     assert all(e["url"].startswith(emulator_thread.base_url) for e in events[-1]["outcomes"])
-
-
-def test_a_second_signal_exits_at_once(tmp_path: Path, make_emulator: Any) -> None:
-    emulator = make_emulator(latency_ms=300)
-    root = teaching_repo(tmp_path / "repo", cases=4)
-    run = start_apply(root, emulator, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while not emulator.snapshot()["requests"].get("POST /api/v1/cases"):
-        time.sleep(0.01)
-    run.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    run.send_signal(signal.SIGINT)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == 130, out + err
-    assert "stopped at once" in err
-    apply_until_done(root, emulator)
-    check_matches_manifests(root, emulator.snapshot())
