@@ -8,8 +8,6 @@ nothing changed.
 from __future__ import annotations
 
 import argparse
-import struct
-import zlib
 from pathlib import Path
 
 from casesync.lockfile import (
@@ -21,6 +19,7 @@ from casesync.lockfile import (
     fingerprints,
     save_lock,
 )
+from casesync.scaffold import sample_png
 from casesync.validate import validate_project
 
 CASE_YAML = """\
@@ -39,21 +38,7 @@ studies:
 
 def png(seed: int, size: int = 16) -> bytes:
     """A small, valid greyscale PNG unique to ``seed``."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    pixels = seed.to_bytes(8, "big") * (size * size // 8 + 1)
-    rows = b"".join(b"\x00" + pixels[y * size : (y + 1) * size] for y in range(size))
-    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return sample_png(size, size, seed=seed)
 
 
 def generate_repo(root: Path, cases: int, files_per_case: int) -> None:

@@ -92,14 +92,20 @@ def _add_gitignore_entry(gitignore: Path) -> bool:
     return True
 
 
-def sample_png(width: int = 64, height: int = 64) -> bytes:
-    """A small grey gradient PNG with no metadata, so the sample case validates."""
+def sample_png(width: int = 64, height: int = 64, seed: int | None = None) -> bytes:
+    """A greyscale PNG with no metadata: a gradient, or pixels unique to ``seed`` (for tests
+    and benchmarks that need many distinct files)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    rows = b"".join(b"\x00" + bytes((x * 4) % 256 for x in range(width)) for _ in range(height))
+    if seed is None:
+        row = bytes((x * 4) % 256 for x in range(width))
+        rows = b"".join(b"\x00" + row for _ in range(height))
+    else:
+        pixels = seed.to_bytes(8, "big") * (width * height // 8 + 1)
+        rows = b"".join(b"\x00" + pixels[y * width : (y + 1) * width] for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"

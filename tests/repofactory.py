@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import struct
 import textwrap
-import zlib
 from pathlib import Path
+
+from casesync.scaffold import sample_png
 
 
 def png_bytes(seed: int, size: int = 8) -> bytes:
     """A valid greyscale PNG whose pixels (and so its hash) depend on ``seed``."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    pixels = seed.to_bytes(8, "big") * (size * size // 8 + 1)
-    rows = b"".join(b"\x00" + pixels[y * size : (y + 1) * size] for y in range(size))
-    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return sample_png(size, size, seed=seed)
 
 
 def write_project(root: Path, project_yaml: str = "version: 1\n") -> Path:
