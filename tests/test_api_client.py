@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -412,3 +413,14 @@ async def test_a_refused_static_token_ends_with_an_auth_error(script: Script) ->
         with pytest.raises(AuthError) as caught:
             await client.current_user()
     assert TOKEN not in str(caught.value) and "refused the access token" in str(caught.value)
+
+
+async def test_a_create_that_never_connected_is_retried_then_fails_plainly() -> None:
+    with socket.socket() as probe:  # a loopback port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    async with RadiopaediaClient(url, static(url), retry=FAST) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.create_case(CaseFields("T", 4))
+    assert not isinstance(caught.value, OutcomeUnknown)  # nothing reached a server
+    assert f"gave up after {FAST.attempts} attempts" in str(caught.value)
