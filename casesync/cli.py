@@ -20,8 +20,6 @@ from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedCol
 
 from casesync import __version__
 from casesync.apply import ApplySettings, run_apply
-from casesync.emulator.config import EmulatorConfig, parse_quota, parse_rate
-from casesync.emulator.server import serve
 from casesync.errors import ConfigError, ExitCode
 from casesync.lockfile import atomic_write_text
 from casesync.phi import cli as phi_cli
@@ -388,6 +386,10 @@ def emulator(
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
 ) -> None:
     """Run an emulator of the Radiopaedia API on this machine (until Ctrl-C)."""
+    # the aiohttp server is imported only here: every other command starts faster
+    from casesync.emulator.config import EmulatorConfig, parse_quota, parse_rate
+    from casesync.emulator.server import serve
+
     try:
         config = EmulatorConfig(
             host=host,
