@@ -128,14 +128,14 @@ class Executor:
 
     async def run(self) -> ApplyReport:
         """Settle old unknowns, check the quota, then run every case with work concurrently."""
+        started = asyncio.get_running_loop().time()
         try:
             await self._run()
         finally:
-            self.report.elapsed = asyncio.get_running_loop().time() - self._loop_start
+            self.report.elapsed = asyncio.get_running_loop().time() - started
         return self.report
 
     async def _run(self) -> None:
-        self._loop_start = asyncio.get_running_loop().time()
         cases = [c for c in self.plan.cases if c.actions]
         for case in self.plan.cases:
             status = "interrupted" if case.actions else "unchanged"
@@ -144,8 +144,7 @@ class Executor:
         if not cases:
             return
         user = await self.client.current_user()
-        open_intents = self.ledger.open_intents
-        for intent in open_intents:
+        for intent in self.ledger.open_intents:
             if intent.kind == "case":
                 await self._settle_case(intent)
         self._check_quota(user, cases)
