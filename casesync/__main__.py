@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import typer
 
 from casesync.errors import CasesyncError, ExitCode
+from casesync.settings import debug_from_env
 
 log = logging.getLogger("casesync")
 
@@ -48,7 +48,7 @@ def _is_usage_error(exc: Exception) -> bool:
 
 
 def _debug_enabled() -> bool:
-    return "--debug" in sys.argv or os.environ.get("CASESYNC_LOG", "").lower() == "debug"
+    return "--debug" in sys.argv or debug_from_env()
 
 
 if __name__ == "__main__":

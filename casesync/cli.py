@@ -35,7 +35,7 @@ from casesync.resolve import Answer
 from casesync.resolve import resolve as resolve_unknown
 from casesync.scaffold import init_project, refresh_editor_schemas
 from casesync.schema import schema_text
-from casesync.settings import env_int, find_project_root
+from casesync.settings import debug_from_env, env_int, find_project_root
 from casesync.validate import validate_project
 from casesync.workflow import InvalidProject, prepare_plan
 from casesync.yamlload import Problem
@@ -81,6 +81,7 @@ def main_callback(
     ] = False,
 ) -> None:
     """casesync: validate, plan and apply Radiopaedia teaching cases kept in git."""
+    debug = debug or debug_from_env()
     ctx.obj = GlobalOptions(directory, debug)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")

@@ -43,6 +43,13 @@ def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
     return (env_value(name, env) or "").lower() in ("1", "true", "yes", "on")
 
 
+def debug_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """``CASESYNC_LOG=debug`` (or ``CASESYNC_DEBUG=1``): log every request, tokens redacted."""
+    return (env_value("CASESYNC_LOG", env) or "").lower() == "debug" or env_flag(
+        "CASESYNC_DEBUG", env
+    )
+
+
 def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
     raw = env_value(name, env)
     if raw is None:
