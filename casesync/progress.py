@@ -11,10 +11,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -146,11 +148,11 @@ class PlainEvents:
 
 
 class RichEvents(PlainEvents):
-    """A TTY: an overall bytes bar with rate and ETA, and one line per case."""
+    """A TTY: an overall bytes bar with rate and ETA, and one line per case (steps done)."""
 
     def __init__(self, console: Console) -> None:
         super().__init__(console)
-        self.bars = Progress(
+        self.transfer = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
@@ -158,39 +160,43 @@ class RichEvents(PlainEvents):
             TimeRemainingColumn(),
             console=console,
         )
+        self.steps = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        )
+        self.live = Live(Group(self.transfer, self.steps), console=console)
         self.overall: TaskID | None = None
         self.cases: dict[str, TaskID] = {}
 
     def plan(self, plan: Plan) -> None:
         super().plan(plan)
-        self.overall = self.bars.add_task("upload", total=plan.upload_bytes or None)
+        self.overall = self.transfer.add_task("upload", total=plan.upload_bytes or None)
         for case in plan.cases:
             if case.actions:
-                self.cases[case.key] = self.bars.add_task(
+                self.cases[case.key] = self.steps.add_task(
                     f"  {case.key}: waiting", total=len(case.actions)
                 )
 
     def step(self, case: str, step: str, state: str, detail: str = "") -> None:
-        self.bars.start()  # only once work starts: the confirmation prompt comes before
+        self.live.start()  # only once work starts: the confirmation prompt comes before
         task = self.cases.get(case)
         if task is not None:
-            self.bars.update(task, description=f"  {case}: {step} {state}")
+            self.steps.update(task, description=f"  {case}: {step} {state}")
             if state == "done" and not step.startswith("upload"):
-                self.bars.advance(task)
+                self.steps.advance(task)
         if state == "failed":
             line = f"{case}: {step} failed ({detail})"
-            self.bars.console.print(line, markup=False, highlight=False)
+            self.live.console.print(line, markup=False, highlight=False)
 
     def uploaded(self, count: int) -> None:
         if self.overall is not None:
-            self.bars.advance(self.overall, count)
+            self.transfer.advance(self.overall, count)
 
     def summary(self, report: ApplyReport, api_url: str) -> None:
-        self.bars.stop()
+        self.live.stop()
         super().summary(report, api_url)
 
     def close(self) -> None:
-        self.bars.stop()
+        self.live.stop()
 
 
 def print_summary(console: Console, report: ApplyReport, api_url: str) -> None:
