@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from helpers import add_study, check_matches_manifests, teaching_repo
+from phifactory import clean_ct, write
 from repofactory import write_pngs
 
 from casesync.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorThread
@@ -360,3 +361,18 @@ def test_json_events_one_per_line(tmp_path: Path, emulator_thread: Any) -> None:
     done = {(e["case"], e["step"]) for e in events if e["event"] == "step" and e["state"] == "done"}
     assert ("cases/case-00", "create study 2 series 1") in done
     assert all(e["url"].startswith(emulator_thread.base_url) for e in events[-1]["outcomes"])
+
+
+def test_nothing_is_sent_when_any_case_fails_the_phi_gate(
+    tmp_path: Path, emulator_thread: Any
+) -> None:
+    root = teaching_repo(tmp_path / "repo", cases=2)
+    patient = clean_ct()
+    patient.PatientName = "Doe^Jane"
+    xr = root / "cases/case-01/xr"
+    (xr / "frontal.png").unlink()
+    write(patient, xr / "frontal.dcm")
+    result = apply(root, emulator_thread)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cases/case-01/xr/frontal.dcm" in result.stdout
+    assert emulator_thread.snapshot()["requests"] == {}
