@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from casesync.api.models import CaseFields, SeriesFields, StudyFields
 
@@ -28,8 +29,9 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass(frozen=True)
-class ImageFile:
+class ImageFile(NamedTuple):
+    """One slice (a tuple: built once per file on every plan)."""
+
     path: str  # posix, relative to the project root (symlinks resolved)
     sha256: str
     size: int
