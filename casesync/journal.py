@@ -146,6 +146,7 @@ class Ledger:
                     folded = fold(self.lock, intent, entry["remote"]) or folded
         if folded:
             save_lock(self.lock_path, self.lock)
+        self.compact()  # also drops a torn last line, so new lines never follow one
         return self.open_intents
 
     def begin(self, kind: str, case: str, label: str, record: dict[str, Any]) -> Intent:

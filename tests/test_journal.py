@@ -93,7 +93,10 @@ def test_a_torn_last_line_is_ignored_but_a_torn_middle_line_is_refused(tmp_path:
     book.begin("case", "a", "case", CASE_RECORD)
     with journal_path(tmp_path).open("a") as handle:
         handle.write('{"t": "done", "ref"')
-    assert len(ledger(tmp_path).recover()) == 1
+    again = ledger(tmp_path)
+    assert len(again.recover()) == 1
+    again.begin("case", "b", "case", {**CASE_RECORD, "title": "B"})  # after the torn line
+    assert len(ledger(tmp_path).recover()) == 2
 
     with journal_path(tmp_path).open("a") as handle:
         handle.write("\n{}\n")
