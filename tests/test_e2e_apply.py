@@ -23,6 +23,7 @@ from casesync.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig
 from casesync.journal import Ledger
 from casesync.lockfile import load_lock
 from casesync.resolve import Answer, resolve
+from casesync.runlock import read_owner
 
 MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
 
@@ -256,8 +257,7 @@ def test_a_second_apply_is_refused_with_the_owner(tmp_path: Path, make_emulator:
     root = teaching_repo(tmp_path / "repo", cases=2)
     first = start_apply(root, emulator)
     try:
-        lock = root / ".casesync" / "apply.lock"
-        while not lock.exists():
+        while read_owner(root / ".casesync" / "apply.lock") is None:
             assert first.poll() is None, "the first apply ended before taking the lock"
             time.sleep(0.02)
         second = apply(root, emulator)

@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,33 +30,32 @@ def test_the_lock_is_released_after_the_block(tmp_path: Path) -> None:
         pass
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / ".casesync" / "apply.lock"
+    path.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
-    with run_lock(tmp_path, print) as me:
-        path = tmp_path / ".casesync" / "apply.lock"
-        owner = json.loads(path.read_text())
-    owner["pid"] = int(dead.stdout)
-    owner["command"] = "casesync apply (killed)"
-    owner["host"] = me.host
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(owner))
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "holding\n"
+    with pytest.raises(Refused, match=f"pid {holder.pid}"), run_lock(tmp_path, print):
+        pass
+    holder.kill()
+    holder.wait()
 
     notices: list[str] = []
     with run_lock(tmp_path, notices.append):
         pass
     assert len(notices) == 1
+    assert f"pid {holder.pid}" in notices[0]
     assert "casesync apply (killed)" in notices[0]
 
 
-def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
-    path = tmp_path / ".casesync" / "apply.lock"
-    path.parent.mkdir()
-    owner = {"pid": 1, "host": "ci-runner-7", "command": "casesync apply", "started_at": "t"}
-    path.write_text(json.dumps(owner))
-    with pytest.raises(Refused, match="ci-runner-7"), run_lock(tmp_path, print):
-        pass
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from casesync.runlock import run_lock
+with run_lock(Path(sys.argv[1]), print, "casesync apply (killed)"):
+    print("holding", flush=True)
+    time.sleep(60)
+"""
