@@ -75,6 +75,9 @@ class ApplyOptions:
     wait: bool = False
     fail_fast: bool = False
     poll_seconds: float = 5.0
+    # after a case create with no answer, wait this long before trusting the case listing:
+    # a server still busy with the request must not be taken for one that never got it
+    settle_seconds: float = 3.0
 
 
 class Stopped(Exception):
@@ -291,6 +294,7 @@ class Executor:
                     intent = self.ledger.begin("case", plan.key, "case", record)
                     remote = await self.client.create_case(spec.fields)
             except OutcomeUnknown:
+                await asyncio.sleep(self.options.settle_seconds)
                 adopted = await self._settle_case(intent)
                 if adopted is None:
                     continue

@@ -26,6 +26,7 @@ from casesync.lockfile import (
     LockedSeries,
     LockedStudy,
     atomic_write_text,
+    remove_stale_temp_files,
     save_lock,
 )
 from casesync.settings import STATE_DIR
@@ -135,7 +136,12 @@ class Ledger:
         return list(self._open.values())
 
     def recover(self) -> list[Intent]:
-        """Fold every recorded result into the lock; return the intents still unsettled."""
+        """Fold every recorded result into the lock; return the intents still unsettled.
+
+        Runs under the apply lock, so it also clears temp files of a lockfile write that a kill
+        interrupted.
+        """
+        remove_stale_temp_files(self.lock_path)
         folded = False
         for entry in self.journal.entries():
             if entry["t"] == "intent":

@@ -184,6 +184,15 @@ def save_lock(path: Path, lock: Lock) -> None:
     lock.source_digest = hashlib.sha256(text.encode()).hexdigest()
 
 
+def remove_stale_temp_files(path: Path) -> None:
+    """Temp files a killed writer left beside ``path`` (never committed by mistake).
+
+    Only for a caller holding the repository's apply lock: no other writer can be mid-write.
+    """
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
     folder = path.parent

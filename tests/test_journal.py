@@ -125,3 +125,16 @@ def test_a_study_of_a_case_the_lock_lacks_is_refused(tmp_path: Path) -> None:
 def _raw(intent: object) -> dict[str, object]:
     names = ("ref", "kind", "case", "label", "at", "record")
     return {name: getattr(intent, name) for name in names}
+
+
+def test_recovery_removes_temp_files_a_killed_lock_write_left(tmp_path: Path) -> None:
+    from casesync.journal import Ledger
+    from casesync.lockfile import Lock
+
+    lock_path = tmp_path / "casesync.lock"
+    leftover = tmp_path / ".casesync.lock.abc123.tmp"
+    leftover.write_text("{half a lock")
+    other = tmp_path / ".other.tmp"
+    other.write_text("not ours")
+    Ledger(tmp_path, lock_path, Lock("https://radiopaedia.org")).recover()
+    assert not leftover.exists() and other.exists()
