@@ -9,21 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from casesync import __version__
 from casesync.apply import ApplySettings, run_apply
 from casesync.errors import ConfigError, ExitCode
 from casesync.lockfile import atomic_write_text
 from casesync.phi import cli as phi_cli
-from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents
+from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
 from casesync.render import (
     PLAN_FORMATS,
     render_json,
@@ -116,18 +113,6 @@ LockfileOption = Annotated[
     Path | None,
     typer.Option("--lockfile", help="Lockfile to use instead of casesync.lock (one per server)."),
 ]
-
-
-@contextmanager
-def hashing_progress() -> Iterator[Callable[[int], None] | None]:
-    """A byte counter on stderr while new or changed files are hashed (TTY only)."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    columns = (TextColumn("hashing"), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("hashing", total=None)
-        yield lambda size: bar.advance(task, size)
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:

@@ -7,7 +7,10 @@ summary) for CI logs, and one JSON event per line for scripts.
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -223,3 +226,15 @@ def print_summary(console: Console, report: ApplyReport, api_url: str) -> None:
     for outcome in report.outcomes.values():
         if outcome.case_id is not None and outcome.status in ("done", "unchanged"):
             console.print(f"{outcome.key}: {case_url(api_url, outcome.case_id)}", markup=False)
+
+
+@contextmanager
+def hashing_progress() -> Iterator[Callable[[int], None] | None]:
+    """A byte counter on stderr while new or changed files are hashed (TTY only)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("hashing"), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("hashing", total=None)
+        yield lambda size: bar.advance(task, size)
