@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,7 +49,7 @@ class SeriesSpec:
     burned_in_reviewed: bool
     location: Location
 
-    @property
+    @cached_property
     def content_id(self) -> str:
         """The series' default identity: a digest of its ordered file hashes."""
         return series_content_id([file.sha256 for file in self.files])

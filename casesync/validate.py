@@ -255,47 +255,61 @@ def _phi_gate(
 ) -> list[gate.FileReport]:
     """Run the PHI gate on every file; one problem per (series, rule, tag).
 
-    One gate call per opt-in value over all files, so worker processes start at most twice,
-    and only for files whose (content hash, rule set) has no cached result. Returns the
-    reports of the files that have findings.
+    A series whose exact content already passed without any finding is skipped in one lookup;
+    the others go through one gate call per opt-in value, so worker processes start at most
+    twice, and only for files with no cached result. Returns the reports of flagged files.
     """
     specs = [spec for spec in series_specs.values() if spec is not None]
-    findings: dict[tuple[bool, str], tuple[gate.Finding, ...]] = {}
+    flagged_all: list[gate.FileReport] = []
     cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
     try:
         for reviewed in (False, True):
-            files = {
-                f.path: f.sha256
+            known_clean = cache.clean_series(reviewed) if cache else set()
+            todo = [
+                spec
                 for spec in specs
-                if spec.burned_in_reviewed == reviewed
-                for f in spec.files
-            }
-            cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
-            todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
-            reports = gate.check_files(
-                [root / relpath for relpath in todo],
-                burned_in_reviewed=reviewed,
-                cache=cache,
-                hashes={root / relpath: files[relpath] for relpath in todo},
-            )
-            fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
-            for relpath, sha256 in files.items():
-                findings[(reviewed, relpath)] = (
-                    cached[sha256] if sha256 in cached else fresh[relpath]
-                )
+                if spec.burned_in_reviewed == reviewed and spec.content_id not in known_clean
+            ]
+            findings = _file_findings(root, todo, reviewed, cache)
+            clean = []
+            for spec in todo:
+                flagged = [
+                    gate.FileReport(root / f.path, findings[f.path])
+                    for f in spec.files
+                    if findings[f.path]
+                ]
+                flagged_all.extend(flagged)
+                problems.extend(_phi_problems(root, spec, flagged))
+                if not flagged:
+                    clean.append(spec.content_id)
+            if cache:
+                cache.mark_clean_series(clean, reviewed)
     finally:
         if cache:
             cache.close()
-    flagged_all: list[gate.FileReport] = []
-    for spec in specs:
-        flagged = [
-            gate.FileReport(root / f.path, found)
-            for f in spec.files
-            if (found := findings[(spec.burned_in_reviewed, f.path)])
-        ]
-        flagged_all.extend(flagged)
-        problems.extend(_phi_problems(root, spec, flagged))
     return flagged_all
+
+
+def _file_findings(
+    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: gate.PhiCache | None
+) -> dict[str, tuple[gate.Finding, ...]]:
+    """Findings per file path: cached ones first, the rest from one gate call."""
+    files = {f.path: f.sha256 for spec in specs for f in spec.files}
+    if not files:
+        return {}
+    cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
+    todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
+    reports = gate.check_files(
+        [root / relpath for relpath in todo],
+        burned_in_reviewed=reviewed,
+        cache=cache,
+        hashes={root / relpath: files[relpath] for relpath in todo},
+    )
+    fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
+    return {
+        relpath: cached[sha256] if sha256 in cached else fresh[relpath]
+        for relpath, sha256 in files.items()
+    }
 
 
 def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[gate.FileReport]) -> list[Problem]:

@@ -281,3 +281,18 @@ def test_phi_results_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(gate, "check_file", lambda *a, **k: pytest.fail("not cached"))
     monkeypatch.setattr(gate, "_check", lambda *a, **k: pytest.fail("not cached"))
     assert [str(p) for p in validate_project(root).problems] == first
+
+
+def test_a_clean_series_is_known_clean_in_one_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casesync.phi import gate
+
+    root = simple_repo(tmp_path, cases=2, images=3)
+    assert validate_project(root).manifest is not None
+    monkeypatch.setattr(gate.PhiCache, "get_many", lambda *a: pytest.fail("per-file lookup"))
+    assert validate_project(root).manifest is not None
+    # new content in one series: only that series is checked file by file again
+    (root / "cases/case-01/xr/img1.png").write_bytes(png_bytes(4242))
+    with pytest.raises(pytest.fail.Exception, match="per-file lookup"):
+        validate_project(root)

@@ -34,6 +34,12 @@ class PhiCache:
                 " findings TEXT, PRIMARY KEY (sha256, ruleset, reviewed))"
             )
             self.db.execute("DELETE FROM phi WHERE ruleset != ?", (self.ruleset,))
+            # whole series known to have no finding at all: one row instead of one per slice
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS clean_series (content_id TEXT, ruleset TEXT,"
+                " reviewed INTEGER, PRIMARY KEY (content_id, ruleset, reviewed))"
+            )
+            self.db.execute("DELETE FROM clean_series WHERE ruleset != ?", (self.ruleset,))
 
     def get_many(self, hashes: Sequence[str], reviewed: bool) -> dict[str, tuple[Finding, ...]]:
         """The cached findings of every hash that has them."""
@@ -58,6 +64,19 @@ class PhiCache:
         ]
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO phi VALUES (?, ?, ?, ?)", rows)
+
+    def clean_series(self, reviewed: bool) -> set[str]:
+        """Content ids of series whose every file had no finding under this rule set."""
+        rows = self.db.execute(
+            "SELECT content_id FROM clean_series WHERE ruleset = ? AND reviewed = ?",
+            (self.ruleset, int(reviewed)),
+        )
+        return {content_id for (content_id,) in rows}
+
+    def mark_clean_series(self, content_ids: Sequence[str], reviewed: bool) -> None:
+        rows = [(content_id, self.ruleset, int(reviewed)) for content_id in content_ids]
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO clean_series VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         self.db.close()
