@@ -54,13 +54,13 @@ class FactsCache:
         )
 
     def lookup_all(self) -> dict[str, tuple[Any, ...]]:
-        """path -> (ino, size, mtime_ns, sha256, format, instance_number, slice_position)."""
+        """path -> (path, ino, size, mtime_ns, sha256, format, instance_number, slice_position)."""
         rows = self.connection.execute(
             "SELECT path, ino, size, mtime_ns, sha256, format, instance_number, slice_position"
             " FROM files WHERE schema = ?",
             (CACHE_SCHEMA,),
         )
-        return {row[0]: row[1:] for row in rows}
+        return {row[0]: row for row in rows}
 
     def store(self, entries: Sequence[tuple[str, _Stat, FileFacts]]) -> None:
         with self.connection:
@@ -104,12 +104,16 @@ def gather_facts(
     prefix = f"{root}{os.sep}"
     for relpath in dict.fromkeys(relpaths):
         info = os.stat(prefix + relpath)
-        stat = _Stat(info.st_ino, info.st_size, info.st_mtime_ns)
         row = cached.get(relpath)
-        if row and row[:3] == (stat.ino, stat.size, stat.mtime_ns):
-            result[relpath] = FileFacts(row[3], row[1], row[4], row[5], row[6])
+        if (
+            row is not None
+            and row[3] == info.st_mtime_ns
+            and row[2] == info.st_size
+            and row[1] == info.st_ino
+        ):
+            result[relpath] = FileFacts(row[4], row[2], row[5], row[6], row[7])
         else:
-            todo.append((relpath, stat))
+            todo.append((relpath, _Stat(info.st_ino, info.st_size, info.st_mtime_ns)))
     if not todo:
         return result
     pool_size = workers or min(32, (os.cpu_count() or 2) * 2)
