@@ -189,3 +189,17 @@ def test_output_does_not_depend_on_the_pydicom_version(tmp_path: Path) -> None:
     assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
     assert meta.ImplementationVersionName == "CASESYNC_1"
     assert pydicom.__version__ not in (tmp_path / "dst" / "ct.dcm").read_bytes().decode("latin-1")
+
+
+def test_check_phi_on_a_case_folder_skips_manifests_but_not_dicom_named_files(
+    tmp_path: Path,
+) -> None:
+    from casesync.phi.report import expand_paths
+
+    (tmp_path / "case.yaml").write_text("title: x\n")
+    (tmp_path / "notes.md").write_text("# notes\n")
+    (tmp_path / "broken.dcm").write_text("not dicom")
+    (tmp_path / "IM0001").write_bytes(b"\x00" * 10)
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    assert [p.name for p in expand_paths([tmp_path])] == ["IM0001", "broken.dcm", "photo.jpg"]
+    assert [p.name for p in expand_paths([tmp_path / "case.yaml"])] == ["case.yaml"]

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from casesync.formats import sniff_file
 from casesync.phi.findings import FileReport, summarize
 
 
@@ -44,8 +45,13 @@ def render_json(reports: Sequence[FileReport]) -> str:
     return json.dumps({"files": files, "checked": len(reports), "failed": failed}, indent=2) + "\n"
 
 
+# In folders, files that are neither images by their bytes nor named like DICOM (case.yaml,
+# README.md, ...) are not checked; files named on the command line always are.
+DICOM_LIKE_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
+
+
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files as given, plus every non-hidden file under each folder, in a stable order."""
+    """Files as given, plus every non-hidden image-like file under each folder, sorted."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -55,8 +61,13 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
                     for child in path.rglob("*")
                     if child.is_file()
                     and not any(part.startswith(".") for part in child.relative_to(path).parts)
+                    and _image_like(child)
                 )
             )
         else:
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def _image_like(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_LIKE_SUFFIXES or sniff_file(path) is not None
