@@ -115,7 +115,10 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
 
 def describe_remote(snapshot: dict[str, Any], base_url: str) -> str:
     """The cases as the emulator holds them, with their studies and series."""
-    lines = [f"\nOn the emulator ({base_url}/_emulator/state shows everything):"]
+    lines = [
+        f"\nOn the emulator (each case's page is at {base_url}/cases/ID; "
+        f"{base_url}/_emulator/state shows everything):"
+    ]
     for case in snapshot["cases"]:
         series = [s for study in case["studies"] for s in study["series"]]
         images = sum(len(s["upload_ids"]) for s in series)

@@ -221,3 +221,25 @@ async def test_deprecated_image_endpoint(emulator: Emulator, api: Api) -> None:
     assert refused.status == 415
     [case] = emulator.snapshot()["cases"]
     assert case["studies"][0]["images"][0]["size"] == 53
+
+
+async def test_the_case_page_shows_what_was_created(emulator: Emulator) -> None:
+    token = emulator.issue_tokens()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        made = await session.post(
+            f"{emulator.base_url}/api/v1/cases",
+            json={"title": "Knee <MRI>", "system_id": 9, "body": "<p>Discussion</p>"},
+        )
+        case = await made.json()
+        await session.post(
+            f"{emulator.base_url}/api/v1/cases/{case['id']}/studies",
+            json={"modality": "MRI", "position": 2, "caption": "Sagittal PD"},
+        )
+        page = await session.get(f"{emulator.base_url}/cases/{case['id']}")
+        text = await page.text()
+        missing = await session.get(f"{emulator.base_url}/cases/999999")
+    assert page.status == 200 and page.content_type == "text/html"
+    assert "Knee &lt;MRI&gt;" in text and "<p>Discussion</p>" in text
+    assert "Study 2 &middot; MRI: Sagittal PD" in text and "Musculoskeletal" in text
+    assert missing.status == 404

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from casesync.emulator import admin, api, oauth, s3
+from casesync.emulator import admin, api, oauth, s3, site
 from casesync.emulator.blobs import BlobStore
 from casesync.emulator.config import (
     DEMO_CLIENT_ID,
@@ -56,6 +56,7 @@ def build_app(state: State) -> web.Application:
             web.get(
                 "/image_preparation/{case_id}/studies/{study_id}/upload/{job_id}", api.poll_job
             ),
+            web.get("/cases/{case_id}", site.case_page),
         ]
     )
     app.add_routes(admin.ROUTES)
