@@ -51,10 +51,11 @@ class Sizes:
     apply_slices: int
     rss_small_slices: int
     rss_big_slices: int
+    rss_big_tile: int  # 4a: slices this many tiles wide (40: ~52 MB each)
 
 
-FULL = Sizes(8000, 4000, 200, 40_000, 2000, 80, 8000)
-QUICK = Sizes(800, 400, 50, 5_000, 200, 80, 800)
+FULL = Sizes(8000, 4000, 200, 40_000, 2000, 80, 8000, 40)
+QUICK = Sizes(800, 400, 50, 5_000, 200, 80, 800, 12)
 
 
 @dataclass(frozen=True)
@@ -244,24 +245,56 @@ def bench_apply(work: Path, pool: list[Path], count: int) -> Row:
     )
 
 
-def bench_rss(work: Path, pool: list[Path], small: int, big: int) -> Row:
-    """Peak RSS of the apply process must not grow with the bytes it sends."""
-    runs = {}
-    for count in (small, big):
-        repo = work / f"rss-repo-{count}"
-        size = make_repo(repo, pool, count)
-        runs[size] = casesync_apply(repo, 0)
-        shutil.rmtree(repo)
-    (small_size, small_run), (big_size, big_run) = sorted(runs.items())
-    assert big_run.peak_rss_kb and small_run.peak_rss_kb
-    ratio = big_run.peak_rss_kb / small_run.peak_rss_kb
+def make_big_pool(work: Path, count: int, tile: int) -> list[Path]:
+    """``count`` anonymised slices of CT_small tiled ``tile`` times each way (40: ~52 MB)."""
+    raw = work / "raw-big"
+    write_series(raw / "s000", SeriesSpec("CT_small.dcm", count, "bench-big", tile=tile))
+    anonymise_tree(raw, work / "pool-big", bytes(32))
+    shutil.rmtree(raw)
+    return sorted((work / "pool-big").rglob("*.dcm"))
+
+
+def peak_rss(work: Path, pool: list[Path], count: int) -> tuple[int, Run]:
+    repo = work / "rss-repo"
+    size = make_repo(repo, pool, count)
+    run = casesync_apply(repo, 0)
+    shutil.rmtree(repo)
+    assert run.peak_rss_kb
+    return size, run
+
+
+def bench_rss_size(work: Path, pool: list[Path], count: int, big_tile: int) -> Row:
+    """4a. Streaming: the same number of files, 100 times the bytes, the same memory."""
+    small_size, small = peak_rss(work, pool, count)
+    big_pool = make_big_pool(work, count, big_tile)
+    big_size, big = peak_rss(work, big_pool, count)
+    shutil.rmtree(work / "pool-big")
+    assert small.peak_rss_kb and big.peak_rss_kb
+    ratio = big.peak_rss_kb / small.peak_rss_kb
     return Row(
-        f"4. apply peak RSS, {small_size / MB:,.0f} MB vs {big_size / MB:,.0f} MB of files",
-        f"{small_run.peak_rss_kb / 1024:,.0f} MiB vs {big_run.peak_rss_kb / 1024:,.0f} MiB",
+        f"4a. apply peak RSS, {count} slices: {small_size / MB:,.0f} MB vs {big_size / MB:,.0f} MB",
+        f"{small.peak_rss_kb / 1024:,.0f} MiB vs {big.peak_rss_kb / 1024:,.0f} MiB",
         "",
         f"{ratio:.2f}",
         "< 1.3",
         ratio < 1.3,
+    )
+
+
+def bench_rss_count(work: Path, pool: list[Path], small: int, big: int) -> Row:
+    """4b. Bookkeeping: memory per file of the plan (manifest, lock, journal), not its bytes."""
+    small_size, small_run = peak_rss(work, pool, small)
+    big_size, big_run = peak_rss(work, pool, big)
+    assert small_run.peak_rss_kb and big_run.peak_rss_kb
+    per_file = (big_run.peak_rss_kb - small_run.peak_rss_kb) / (big - small)
+    return Row(
+        f"4b. apply peak RSS, {small:,} vs {big:,} slices ({small_size / MB:,.0f} MB vs "
+        f"{big_size / MB:,.0f} MB)",
+        f"{small_run.peak_rss_kb / 1024:,.0f} MiB vs {big_run.peak_rss_kb / 1024:,.0f} MiB",
+        "",
+        f"{per_file:.1f} KiB per file",
+        "",
+        None,
     )
 
 
@@ -311,7 +344,9 @@ def main() -> None:
             if "3" in only:
                 rows.append(bench_apply(work, pool, sizes.apply_slices))
             if "4" in only:
-                rows.append(bench_rss(work, pool, sizes.rss_small_slices, sizes.rss_big_slices))
+                small, big = sizes.rss_small_slices, sizes.rss_big_slices
+                rows.append(bench_rss_size(work, pool, small, sizes.rss_big_tile))
+                rows.append(bench_rss_count(work, pool, small, big))
             if "5" in only:
                 rows += [bench_gate(pool, sizes.hash_slices), anonymise_row]
     rows.sort(key=lambda row: row.name)
