@@ -110,3 +110,18 @@ def test_fingerprint_is_stable_and_short() -> None:
     assert fingerprint({"b": 1, "a": 2}) == fingerprint({"a": 2, "b": 1})
     assert fingerprint("x") != fingerprint("y")
     assert len(fingerprint("x")) == len("sha256:") + 16
+
+
+def test_each_file_is_one_line_so_diffs_stay_small(tmp_path: Path) -> None:
+    text = sample_lock().to_json()
+    line = next(line for line in text.splitlines() if "cases/a/ct/1.dcm" in line)
+    assert json.loads(line.strip().rstrip(",")) == ["cases/a/ct/1.dcm", 10, "aa" * 32, 7]
+
+
+def test_the_lock_matches_its_published_schema(tmp_path: Path) -> None:
+    from jsonschema import Draft202012Validator
+
+    from casesync.schema import schema_text
+
+    validator = Draft202012Validator(json.loads(schema_text("lock")))
+    assert list(validator.iter_errors(json.loads(sample_lock().to_json()))) == []
