@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> None:
     except CasesyncError as exc:
         print(f"casesync: error: {exc}", file=sys.stderr)
         sys.exit(int(exc.exit_code))
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:  # Ctrl-C or end of input at a prompt
+        print("casesync: aborted (no answer at the prompt)", file=sys.stderr)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except KeyboardInterrupt:
         print("casesync: interrupted", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))
     except typer.Exit as exc:
