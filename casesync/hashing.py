@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from casesync.dicomheader import position_along_normal, read_slice_keys
 from casesync.formats import DICOM, sniff_format
 
 CHUNK_BYTES = 1024 * 1024
@@ -134,6 +135,7 @@ def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> 
     with path.open("rb") as handle:
         chunk = handle.read(CHUNK_BYTES)
         fmt = sniff_format(chunk) if chunk else None
+        keys = read_slice_keys(chunk, len(chunk) < CHUNK_BYTES) if fmt == DICOM else None
         size = 0
         while chunk:
             digest.update(chunk)
@@ -141,7 +143,9 @@ def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> 
             chunk = handle.read(CHUNK_BYTES)
     if progress:
         progress(size)
-    instance, position = dicom_slice_keys(path) if fmt == DICOM else (None, None)
+    if keys is None and fmt == DICOM:
+        keys = dicom_slice_keys(path)  # an encoding the quick reader leaves to pydicom
+    instance, position = keys or (None, None)
     return FileFacts(digest.hexdigest(), size, fmt, instance, position)
 
 
@@ -177,12 +181,4 @@ def _position_along_normal(position: object, orientation: object) -> float | Non
         iop = [float(v) for v in orientation]  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         return None
-    if len(ipp) != 3 or len(iop) != 6:
-        return None
-    row, col = iop[:3], iop[3:]
-    normal = (
-        row[1] * col[2] - row[2] * col[1],
-        row[2] * col[0] - row[0] * col[2],
-        row[0] * col[1] - row[1] * col[0],
-    )
-    return sum(p * n for p, n in zip(ipp, normal, strict=True))
+    return position_along_normal(ipp, iop)
