@@ -253,7 +253,7 @@ def test_over_quota_is_refused_before_any_create(tmp_path: Path, make_emulator: 
 
 
 def test_a_second_apply_is_refused_with_the_owner(tmp_path: Path, make_emulator: Any) -> None:
-    emulator = make_emulator(latency_ms=100)
+    emulator = make_emulator(latency_ms=500)  # the first apply outlasts a second one starting
     root = teaching_repo(tmp_path / "repo", cases=2)
     first = start_apply(root, emulator)
     try:
