@@ -140,10 +140,7 @@ def _layout(value: object, indent: str) -> str:
         if not value:
             return "{}"
         inner = indent + "  "
-        items = (
-            f"{inner}{_encode(key)}: {_layout(value[key], inner)}"
-            for key in sorted(value)
-        )
+        items = (f"{inner}{_encode(key)}: {_layout(value[key], inner)}" for key in sorted(value))
         return "{\n" + ",\n".join(items) + f"\n{indent}}}"
     if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
         inner = indent + "  "
