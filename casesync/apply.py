@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -38,12 +38,8 @@ class ApplySettings:
     plan_file: Path | None = None
     yes: bool = False
     interactive: bool = False  # a person can answer "Apply? [y/N]"
-    upload_concurrency: int = 8
-    api_concurrency: int = 4
-    wait: bool = False
-    fail_fast: bool = False
     grace_seconds: float = 30.0
-    poll_seconds: float = 5.0
+    options: ApplyOptions = field(default_factory=ApplyOptions)  # what the executor needs
 
 
 def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], bool]) -> ApplyReport:
@@ -64,15 +60,8 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
                 )
             if not confirm():
                 raise Refused("apply cancelled: nothing was sent")
-        options = ApplyOptions(
-            settings.upload_concurrency,
-            settings.api_concurrency,
-            settings.wait,
-            settings.fail_fast,
-            settings.poll_seconds,
-        )
         report = asyncio.run(
-            _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events, options)
+            _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events)
         )
         ledger.compact()
         events.summary(report, prepared.api_url)
@@ -120,7 +109,6 @@ async def _execute(
     plan: Plan,
     ledger: Ledger,
     events: Events,
-    options: ApplyOptions,
 ) -> ApplyReport:
     """Run the executor under the two-stage signal handling."""
     # aiohttp is imported only by the commands that talk to the server (startup time)
@@ -132,10 +120,10 @@ async def _execute(
     async with RadiopaediaClient(
         api_url,
         tokens,
-        api_concurrency=settings.api_concurrency,
-        upload_concurrency=settings.upload_concurrency,
+        api_concurrency=settings.options.api_concurrency,
+        upload_concurrency=settings.options.upload_concurrency,
     ) as client:
-        executor = Executor(client, manifest, plan, ledger, events, options)
+        executor = Executor(client, manifest, plan, ledger, events, settings.options)
         work = asyncio.ensure_future(executor.run())
         received: list[int] = []
 

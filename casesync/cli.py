@@ -18,6 +18,7 @@ from rich.console import Console
 from casesync import __version__
 from casesync.apply import ApplySettings, run_apply
 from casesync.errors import ConfigError, ExitCode
+from casesync.executor import ApplyOptions
 from casesync.lockfile import atomic_write_text
 from casesync.phi import cli as phi_cli
 from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
@@ -295,12 +296,14 @@ def apply(
         plan_file=plan_file,
         yes=yes,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
-        upload_concurrency=upload_concurrency,
-        api_concurrency=api_concurrency,
-        wait=wait,
-        fail_fast=fail_fast,
         grace_seconds=env_int("CASESYNC_GRACE_SECONDS", 30),
-        poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
+        options=ApplyOptions(
+            upload_concurrency=upload_concurrency,
+            api_concurrency=api_concurrency,
+            wait=wait,
+            fail_fast=fail_fast,
+            poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
+        ),
     )
     try:
         run_apply(settings, _apply_events(fmt), lambda: typer.confirm("Apply?", default=False))
