@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from casesync.cachedb import open_cache
 from casesync.dicomheader import position_along_normal, read_slice_keys
 from casesync.formats import DICOM, sniff_format
 
@@ -45,13 +45,17 @@ class FactsCache:
     """A SQLite table of file facts, valid while (inode, size, mtime_ns) are unchanged."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(path)
-        self.connection.execute(
-            "CREATE TABLE IF NOT EXISTS files ("
-            " path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, mtime_ns INTEGER,"
-            " sha256 TEXT, format TEXT, instance_number INTEGER, slice_position REAL,"
-            " schema INTEGER)"
+        self.connection = open_cache(
+            path,
+            [
+                (
+                    "CREATE TABLE IF NOT EXISTS files ("
+                    " path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, mtime_ns INTEGER,"
+                    " sha256 TEXT, format TEXT, instance_number INTEGER, slice_position REAL,"
+                    " schema INTEGER)",
+                    (),
+                )
+            ],
         )
 
     def lookup_all(self) -> dict[str, tuple[Any, ...]]:

@@ -106,3 +106,17 @@ def test_dicom_slice_keys_come_from_the_header(tmp_path: Path) -> None:
     assert facts.instance_number == 7
     # CT_small is axial (orientation 1,0,0,0,1,0): the normal is z, so the key is the z position
     assert facts.slice_position == pytest.approx(float(dataset.ImagePositionPatient[2]))
+
+
+def test_a_damaged_cache_is_rebuilt_not_fatal(tmp_path: Path) -> None:
+    from casesync.phi.cache import PhiCache
+
+    names = make_files(tmp_path, 2)
+    for name in ("files.sqlite", "phi.sqlite"):
+        (tmp_path / "cache" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "cache" / name).write_bytes(b"this is not a database" * 100)
+    cache = FactsCache(tmp_path / "cache" / "files.sqlite")
+    assert set(gather_facts(tmp_path, names, cache)) == set(names)
+    cache.close()
+    with PhiCache(tmp_path / "cache" / "phi.sqlite") as phi:
+        assert phi.get_many(["aa"], reviewed=False) == {}

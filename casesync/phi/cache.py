@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from casesync.cachedb import open_cache
 from casesync.phi.findings import RULESET_VERSION, Finding
 
 # sqlite limits the number of parameters per statement; stay well below it.
@@ -26,20 +26,25 @@ class PhiCache:
 
     def __init__(self, path: Path, ruleset: str | None = None) -> None:
         self.ruleset = ruleset or RULESET_VERSION
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        with self.db:
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS phi (sha256 TEXT, ruleset TEXT, reviewed INTEGER,"
-                " findings TEXT, PRIMARY KEY (sha256, ruleset, reviewed))"
-            )
-            self.db.execute("DELETE FROM phi WHERE ruleset != ?", (self.ruleset,))
-            # whole series known to have no finding at all: one row instead of one per slice
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS clean_series (content_id TEXT, ruleset TEXT,"
-                " reviewed INTEGER, PRIMARY KEY (content_id, ruleset, reviewed))"
-            )
-            self.db.execute("DELETE FROM clean_series WHERE ruleset != ?", (self.ruleset,))
+        self.db = open_cache(
+            path,
+            [
+                (
+                    "CREATE TABLE IF NOT EXISTS phi (sha256 TEXT, ruleset TEXT, reviewed INTEGER,"
+                    " findings TEXT, PRIMARY KEY (sha256, ruleset, reviewed))",
+                    (),
+                ),
+                ("DELETE FROM phi WHERE ruleset != ?", (self.ruleset,)),
+                # whole series known to have no finding at all: one row instead of one per slice
+                (
+                    "CREATE TABLE IF NOT EXISTS clean_series (content_id TEXT, ruleset TEXT,"
+                    " reviewed INTEGER, PRIMARY KEY (content_id, ruleset, reviewed))",
+                    (),
+                ),
+                ("DELETE FROM clean_series WHERE ruleset != ?", (self.ruleset,)),
+            ],
+            threads=True,
+        )
 
     def get_many(self, hashes: Sequence[str], reviewed: bool) -> dict[str, tuple[Finding, ...]]:
         """The cached findings of every hash that has them."""
