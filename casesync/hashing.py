@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from casesync.cachedb import open_cache
 from casesync.dicomheader import position_along_normal, read_slice_keys
+from casesync.errors import ConfigError
 from casesync.formats import DICOM, sniff_format
 
 CHUNK_BYTES = 1024 * 1024
@@ -123,7 +124,7 @@ def gather_facts(
         return result
     pool_size = workers or min(32, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="hash") as pool:
-        computed = list(pool.map(lambda item: compute_facts(root / item[0], progress), todo))
+        computed = list(pool.map(lambda item: _read(root, item[0], progress), todo))
     for (relpath, _), facts in zip(todo, computed, strict=True):
         result[relpath] = facts
     if cache:
@@ -131,6 +132,15 @@ def gather_facts(
             [(relpath, stat, facts) for (relpath, stat), facts in zip(todo, computed, strict=True)]
         )
     return result
+
+
+def _read(root: Path, relpath: str, progress: Callable[[int], None] | None) -> FileFacts:
+    try:
+        return compute_facts(root / relpath, progress)
+    except OSError as exc:  # vanished or unreadable since it was listed
+        raise ConfigError(
+            f"cannot read {relpath}: {exc.strerror or exc}", hint="check the file and rerun"
+        ) from None
 
 
 def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> FileFacts:

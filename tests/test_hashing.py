@@ -120,3 +120,18 @@ def test_a_damaged_cache_is_rebuilt_not_fatal(tmp_path: Path) -> None:
     cache.close()
     with PhiCache(tmp_path / "cache" / "phi.sqlite") as phi:
         assert phi.get_many(["aa"], reviewed=False) == {}
+
+
+def test_a_file_that_cannot_be_read_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casesync.errors import ConfigError
+
+    names = make_files(tmp_path, 1)
+
+    def refuse(path: Path, progress: object = None) -> hashing.FileFacts:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(hashing, "compute_facts", refuse)
+    with pytest.raises(ConfigError, match="cannot read f0.png: Permission denied"):
+        gather_facts(tmp_path, names)
