@@ -133,5 +133,5 @@ def test_a_file_that_cannot_be_read_is_a_clear_error(
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(hashing, "compute_facts", refuse)
-    with pytest.raises(ConfigError, match="cannot read f0.png: Permission denied"):
+    with pytest.raises(ConfigError, match=r"cannot read f0\.png: Permission denied"):
         gather_facts(tmp_path, names)
