@@ -202,9 +202,6 @@ class State:
         self.dirty = True
         return user
 
-    def user_by_login(self, login: str) -> User | None:
-        return next((u for u in self.users.values() if u.login == login), None)
-
     # --- tokens ---
 
     def issue_token(self, user_id: int, ttl: int | None = None) -> Token:
