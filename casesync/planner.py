@@ -129,16 +129,13 @@ def _plan_case(
     if locked is None:
         actions.append(CreateCase(spec.fields.title))
     else:
-        changed = _changed(locked.fields, spec.sent_fields())
-        if changed:
-            warnings.append(
-                PlanWarning(
-                    "case-changed",
-                    f"changed after creation: {', '.join(changed)} (the API cannot update a "
-                    "case: change it on the site)",
-                    changed,
-                )
-            )
+        warnings += _changed_warning(
+            "case-changed",
+            "changed after creation",
+            locked.fields,
+            spec.sent_fields(),
+            "the API cannot update a case: change it on the site",
+        )
     locked_studies = locked.studies if locked else []
     matches = match_studies(spec.studies, locked_studies)
     taken_positions = {study.position for study in locked_studies}
@@ -157,16 +154,13 @@ def _plan_case(
                 )
             actions.append(CreateStudy(s_index, study.modality, study.caption, position))
         else:
-            changed = _changed(locked_study.fields, study.sent_fields())
-            if changed:
-                warnings.append(
-                    PlanWarning(
-                        "study-changed",
-                        f"study {s_index + 1} changed after creation: {', '.join(changed)} "
-                        "(change it on the site)",
-                        changed,
-                    )
-                )
+            warnings += _changed_warning(
+                "study-changed",
+                f"study {s_index + 1} changed after creation",
+                locked_study.fields,
+                study.sent_fields(),
+                "change it on the site",
+            )
         series_actions, series_warnings = _plan_series(s_index, study, locked_study, known, planned)
         actions.extend(series_actions)
         warnings.extend(series_warnings)
@@ -217,16 +211,13 @@ def _plan_series(
                     )
                 )
             else:
-                changed = _changed(found.fields, series.sent_fields())
-                if changed:
-                    warnings.append(
-                        PlanWarning(
-                            "series-changed",
-                            f"study {s_index + 1} series {r_index + 1} changed after creation: "
-                            f"{', '.join(changed)} (change it on the site)",
-                            changed,
-                        )
-                    )
+                warnings += _changed_warning(
+                    "series-changed",
+                    f"study {s_index + 1} series {r_index + 1} changed after creation",
+                    found.fields,
+                    series.sent_fields(),
+                    "change it on the site",
+                )
                 continue
         new = [f for f in series.files if f.sha256 not in known and f.sha256 not in planned]
         unique = {f.sha256: f.size for f in new}
@@ -300,6 +291,16 @@ def match_studies(
         if found:
             take(index, found)
     return matches
+
+
+def _changed_warning(
+    code: str, what: str, recorded: dict[str, str], current: dict[str, object], remedy: str
+) -> list[PlanWarning]:
+    """A warning naming the fields whose value differs from what was sent (none: no warning)."""
+    changed = _changed(recorded, current)
+    if not changed:
+        return []
+    return [PlanWarning(code, f"{what}: {', '.join(changed)} ({remedy})", changed)]
 
 
 def _changed(recorded: dict[str, str], current: dict[str, object]) -> tuple[str, ...]:
