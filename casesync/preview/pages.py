@@ -24,7 +24,7 @@ h1{margin:.2rem 0}.meta{color:#555}.meta span+span:before{content:" \\00b7  "}
 .banner{background:#333;color:#fff;padding:.4rem 1.5rem;font-size:.9rem}
 .study{border-top:1px solid #ddd;margin-top:1rem;padding-top:.5rem}
 .study-body{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
-.series{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
+.series{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start;max-width:100%}
 .findings{flex:1;min-width:260px}.findings h3{margin:.2rem 0}
 .stack{outline:none;width:min(480px,100%)}.stack:focus .viewer{box-shadow:0 0 0 3px #4a90d9}
 .viewer{background:#000;aspect-ratio:1;display:flex;align-items:center;justify-content:center}
@@ -32,9 +32,10 @@ h1{margin:.2rem 0}.meta{color:#555}.meta span+span:before{content:" \\00b7  "}
 .controls{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;font-size:.85rem}
 .controls input{flex:1}.presets button[aria-pressed=true]{background:#4a90d9;color:#fff}
 .note{color:#a40;font-size:.85rem}
-.review figure{display:flex;gap:1rem;flex-wrap:wrap;border-top:1px solid #ddd;padding:.5rem 0}
+.review figure{display:flex;gap:1rem;border-top:1px solid #ddd;padding:.5rem 0;margin:0}
 .review img{min-width:min(512px,100%);max-width:100%;image-rendering:auto;background:#000}
-.review dl{display:grid;grid-template-columns:auto auto;gap:0 .8rem;margin:0;font-size:.9rem}
+.review dl{display:grid;grid-template-columns:auto 1fr;gap:0 .8rem;margin:0;font-size:.9rem;
+flex:1 1 240px;align-content:start}.review dd{margin:0;overflow-wrap:anywhere}
 .review dt{color:#666}.flag-YES{color:#b00;font-weight:bold}
 """
 
