@@ -86,7 +86,8 @@ def render_dicom(path: Path, windows: tuple[Window, ...]) -> Rendered:
         png = placeholder_png("no preview")
         return Rendered({window.name: png for window in windows}, _decode_note(ds, exc), info)
     note = f"first of {info.frames} frames shown" if info.frames > 1 else None
-    return Rendered({w.name: encode_png(display_array(pixels, ds, w)) for w in windows}, note, info)
+    arrays = display_arrays(pixels, ds, windows)
+    return Rendered({name: encode_png(array) for name, array in arrays.items()}, note, info)
 
 
 def _first_frame(array: NDArray[Any], ds: Dataset, frames: int) -> NDArray[Any]:
@@ -103,19 +104,33 @@ def _decode_note(ds: Dataset, exc: Exception) -> str:
     return f"cannot decode the pixel data ({type(exc).__name__})"
 
 
-def display_array(pixels: NDArray[Any], ds: Dataset, window: Window) -> NDArray[np.uint8]:
-    """8-bit greyscale (windowed) or RGB (as decoded) array for one frame."""
+def display_arrays(
+    pixels: NDArray[Any], ds: Dataset, windows: tuple[Window, ...]
+) -> dict[str, NDArray[np.uint8]]:
+    """8-bit greyscale (one per window) or RGB (as decoded) arrays for one frame.
+
+    Integer pixels go through a lookup table built over their range, so each extra window
+    costs one indexing pass instead of floating-point arithmetic over the whole slice.
+    """
     if pixels.ndim == 3:
-        return _colour_to_uint8(pixels)
-    values = pixels.astype(np.float64)
+        rgb = _colour_to_uint8(pixels)
+        return {window.name: rgb for window in windows}
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    values = values * slope + intercept
-    center, width = _window_values(ds, window, values)
-    out = apply_window(values, center, width)
-    if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
-        out = 255 - out
-    return out
+    invert = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
+    if pixels.dtype.kind in "iu":
+        low = int(pixels.min())
+        domain = np.arange(low, int(pixels.max()) + 1, dtype=np.float64) * slope + intercept
+        index = np.subtract(pixels, low, dtype=np.int32)
+    else:
+        domain = pixels.astype(np.float64) * slope + intercept
+        index = None
+    shown = {}
+    for window in windows:
+        out = apply_window(domain, *_window_values(ds, window, domain))
+        out = 255 - out if invert else out
+        shown[window.name] = out[index] if index is not None else out
+    return shown
 
 
 def apply_window(values: NDArray[np.float64], center: float, width: float) -> NDArray[np.uint8]:
