@@ -226,3 +226,28 @@ def test_undecodable_dicom_gets_a_placeholder_and_a_note(tmp_path: Path) -> None
         doc = page(tmp_path / ".casesync" / "preview" / "cases-c1" / "index.html")
         assert "no pixel data handler" in doc.find("p", "note").text()
         assert "JPEG-LS Lossless" in doc.find("p", "note").text()
+
+
+def test_command_reports_and_opens_the_index(tmp_path: Path) -> None:
+    root = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(".casesync"))
+    marker = tmp_path / "opened"
+    opener = f"import sys, pathlib; pathlib.Path({str(marker)!r}).write_text(sys.argv[1])"
+    run = subprocess.run(
+        [sys.executable, "-m", "casesync", "-C", str(root), "preview", "coin-ingestion", "--open"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "BROWSER": f'{sys.executable} -c "{opener}" %s',
+        },
+    )
+    index = root / ".casesync" / "preview" / "index.html"
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == (
+        "Preview of 1 case (2 slices): 4 pages and 2 images written, 0 images reused.\n"
+        f"Open {index.as_uri()}\n"
+    )
+    assert marker.read_text() == index.as_uri()
