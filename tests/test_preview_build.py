@@ -171,19 +171,15 @@ def test_invalid_project_is_reported_as_plan_reports_it(tmp_path: Path) -> None:
         build_preview(tmp_path)
     assert raised.value.result.problems == validate_project(tmp_path).problems
     assert not (tmp_path / ".casesync" / "preview").exists()
-    run = subprocess.run(
-        [sys.executable, "-m", "casesync", "preview"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    plan = subprocess.run(
-        [sys.executable, "-m", "casesync", "plan"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    run, plan = (
+        subprocess.run(
+            [sys.executable, "-m", "casesync", command],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for command in ("preview", "plan")
     )
     assert run.returncode == plan.returncode == 3
     assert run.stdout == plan.stdout and "Chset" in run.stdout
