@@ -5,11 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
-from test_planner import API, case, locked, manifest, series, study
+from test_plan import API, case, locked, manifest, series, study
 
-from casesync.lockfile import Lock
-from casesync.planner import Plan, make_plan
-from casesync.render import MARKDOWN_MARKER, human_bytes, render_plan, summary_line
+from casesync.cli.render import MARKDOWN_MARKER, human_bytes, render_plan, summary_line
+from casesync.sync.lockfile import Lock
+from casesync.sync.plan import Plan, make_plan
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -22,8 +22,8 @@ from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
 from casesync.api.oauth import Client, TokenGrant, exchange_code, refresh_grant
 from casesync.errors import AuthError, ConfigError
-from casesync.lockfile import atomic_write_text
 from casesync.settings import env_value
+from casesync.sync.lockfile import atomic_write_text
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
 CLIENT_ID_ENV = "CASESYNC_CLIENT_ID"

@@ -11,15 +11,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from authfactory import DEMO_CLIENT
 from repofactory import write_project
-from tests_auth import DEMO_CLIENT
 from typer.testing import CliRunner
 
-import casesync.auth
+import casesync.api.credentials
 from casesync.api.client import RadiopaediaClient
-from casesync.api.models import Quotas, User
-from casesync.api.oauth import OOB_REDIRECT_URI, authorize_url, refresh_grant
-from casesync.auth import (
+from casesync.api.credentials import (
     Credentials,
     credentials_path,
     describe_user,
@@ -29,7 +27,9 @@ from casesync.auth import (
     token_provider,
     write_credentials,
 )
-from casesync.cli import app
+from casesync.api.models import Quotas, User
+from casesync.api.oauth import OOB_REDIRECT_URI, authorize_url, refresh_grant
+from casesync.cli.app import app
 from casesync.emulator import Emulator, EmulatorThread
 from casesync.errors import AuthError, ConfigError, ExitCode
 
@@ -177,13 +177,13 @@ async def test_the_rotated_pair_is_stored_before_use_and_the_old_one_dies(
     path = tmp_path / "credentials.json"
     old = stored(emulator, path)
     users_seen_at_write: list[int] = []
-    real_write = casesync.auth.write_credentials
+    real_write = casesync.api.credentials.write_credentials
 
     def recording_write(target: Path, credentials: Credentials) -> None:
         users_seen_at_write.append(emulator.snapshot()["requests"]["GET /api/v1/users/current"])
         real_write(target, credentials)
 
-    monkeypatch.setattr(casesync.auth, "write_credentials", recording_write)
+    monkeypatch.setattr(casesync.api.credentials, "write_credentials", recording_write)
     emulator.advance_clock(86400 + 60)  # the stored access token has expired on the server
     tokens = token_provider(emulator.base_url, file_env(path))
     async with RadiopaediaClient(emulator.base_url, tokens) as client:

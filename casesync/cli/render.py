@@ -11,7 +11,8 @@ import html
 import json
 from typing import Any
 
-from casesync.planner import (
+from casesync.project.yamlload import Problem
+from casesync.sync.plan import (
     PLAN_FORMAT_VERSION,
     Action,
     CasePlan,
@@ -22,7 +23,6 @@ from casesync.planner import (
     Plan,
     PlanWarning,
 )
-from casesync.yamlload import Problem
 
 MARKDOWN_MARKER = "<!-- casesync-plan -->"
 PLAN_FORMATS = ("text", "json", "markdown")
