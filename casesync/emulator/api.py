@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from casesync.api.vocab import MODALITIES
 from casesync.emulator.anonymiser_check import first_violation
 from casesync.emulator.oauth import require_user
 from casesync.emulator.state import STATE, Case, Series, State, Study, User, iso
+from casesync.emulator.vocabulary import MODALITIES
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
