@@ -66,8 +66,11 @@ def build_app(state: State) -> web.Application:
 class Emulator:
     """One emulated Radiopaedia, started and stopped in the caller's event loop."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(
+        self, config: EmulatorConfig, *, pause: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self.config = config
+        self._pause = pause  # how the background saver waits; tests pass a clock they drive
         path = config.state_file
         blobs = BlobStore(path.with_name(path.name + ".blobs") if path is not None else None)
         self.state = State(config, blobs)
@@ -109,7 +112,7 @@ class Emulator:
 
     async def _save_periodically(self) -> None:
         while True:
-            await asyncio.sleep(SAVE_INTERVAL)
+            await self._pause(SAVE_INTERVAL)
             if self.state.dirty and self.config.state_file is not None:
                 self.state.dirty = False
                 text = json.dumps(self.state.dump(), indent=1)
