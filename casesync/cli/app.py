@@ -18,6 +18,7 @@ from rich.console import Console
 from casesync import __version__
 from casesync.cli.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
 from casesync.cli.render import (
+    MARKDOWN_BUDGET,
     PLAN_FORMATS,
     render_json,
     render_plan,
@@ -169,6 +170,14 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes."),
     ] = False,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars",
+            min=1000,
+            help="Markdown only: collapse the cases that do not fit into one summary table.",
+        ),
+    ] = MARKDOWN_BUDGET,
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
 ) -> None:
@@ -185,7 +194,7 @@ def plan(
         raise
     if fmt == "text":
         _print_problems(prepared.validation.warnings, "text")
-    typer.echo(render_plan(prepared.plan, fmt), nl=False)
+    typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
         atomic_write_text(out, render_json(prepared.plan))
     if detailed_exitcode and prepared.plan.has_changes:
