@@ -499,11 +499,23 @@ def login(
 
 @app.command()
 def logout() -> None:
-    """Forget the stored login (removes the credentials file)."""
+    """Revoke the stored token on its server (where supported) and remove the credentials file."""
     from casesync.api import credentials as auth
 
     path = auth.credentials_path()
-    typer.echo(f"removed {path}" if auth.logout(path) else f"not logged in: no {path}")
+    done = asyncio.run(auth.logout(path))
+    if not done.had_login:
+        typer.echo(f"not logged in: no {path}")
+        return
+    if done.revoked:
+        typer.echo("revoked the token on the server")
+    else:
+        typer.echo(
+            f"could not revoke the token ({done.why_not_revoked}); it stays valid until it "
+            "expires (at most 24 hours)",
+            err=True,
+        )
+    typer.echo(f"removed {path}")
 
 
 @app.command()

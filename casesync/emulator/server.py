@@ -44,6 +44,7 @@ def build_app(state: State) -> web.Application:
         [
             web.get("/oauth/authorize", oauth.authorize),
             web.post("/oauth/token", oauth.token),
+            web.post("/oauth/revoke", oauth.revoke),
             web.get("/api/v1/users/current", api.current_user),
             web.get("/api/v1/cases", api.list_cases),
             web.post("/api/v1/cases", api.create_case),
