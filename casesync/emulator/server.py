@@ -53,6 +53,8 @@ def build_app(state: State) -> web.Application:
             web.put("/api/v1/cases/{case_id}/mark_upload_finished", api.mark_upload_finished),
             web.post("/direct_s3_uploads", s3.direct_s3_uploads),
             web.put("/s3/{key:.+}", s3.put_object),
+            web.get("/s3/{key:.+}", s3.get_object),
+            web.get("/api/v1/cases/{case_id}/originals", api.originals),
             web.post("/image_preparation/{case_id}/studies/{study_id}/series", api.create_series),
             web.get(
                 "/image_preparation/{case_id}/studies/{study_id}/upload/{job_id}", api.poll_job
