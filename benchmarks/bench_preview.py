@@ -29,7 +29,7 @@ from slices import SeriesSpec, write_series  # noqa: E402
 
 from casesync.phi.anonymise import anonymise_tree  # noqa: E402
 from casesync.preview.build import build_preview  # noqa: E402
-from casesync.validate import validate_project  # noqa: E402
+from casesync.project.validate import validate_project  # noqa: E402
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ from repofactory import write_case, write_pngs, write_project
 from casesync.errors import ConfigError
 from casesync.phi.anonymise import anonymise_dataset
 from casesync.preview.build import build_preview
-from casesync.validate import validate_project
-from casesync.workflow import InvalidProject
+from casesync.project.validate import validate_project
+from casesync.sync.workflow import InvalidProject
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PRESETS = ["file", "soft", "lung", "bone", "brain"]

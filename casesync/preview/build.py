@@ -16,16 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from casesync import formats
 from casesync.api.vocab import DIAGNOSTIC_CERTAINTIES, SYSTEMS, suggest
 from casesync.errors import ConfigError
-from casesync.manifest import CaseSpec, SeriesSpec, StudySpec
+from casesync.files import formats
 from casesync.preview import pages, pixels
 from casesync.preview.images import IMG_DIR, ImageStore
 from casesync.preview.output import ensure_dir, write_if_changed
+from casesync.project.manifest import CaseSpec, SeriesSpec, StudySpec
+from casesync.project.validate import ValidationResult, validate_project
 from casesync.settings import STATE_DIR
-from casesync.validate import ValidationResult, validate_project
-from casesync.workflow import InvalidProject
+from casesync.sync.workflow import InvalidProject
 
 DEFAULT_OUT = Path(STATE_DIR) / "preview"
 

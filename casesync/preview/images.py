@@ -12,10 +12,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from casesync import formats
-from casesync.manifest import ImageFile, SeriesSpec
+from casesync.files import formats
 from casesync.preview import pixels
 from casesync.preview.output import exists_regular, write_if_changed
+from casesync.project.manifest import ImageFile, SeriesSpec
 
 RENDERER_VERSION = "1"
 IMG_DIR = "img"
