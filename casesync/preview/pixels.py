@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ def _window_values(ds: Dataset, window: Window, values: NDArray[np.float64]) -> 
 def _first_value(value: Any) -> float | None:
     if value is None or value == "":
         return None
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, (list, tuple, MultiValue)):
         value = value[0] if len(value) else None
     try:
         return float(value) if value is not None else None
@@ -173,10 +174,6 @@ def encode_png(array: NDArray[np.uint8]) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
-
-
-def decode_png(data: bytes) -> NDArray[Any]:
-    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 def placeholder_png(text: str) -> bytes:
