@@ -30,10 +30,24 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_text(name)))
 
 
+# Marks a schema whose choices the validator checks itself, with a "did you mean" hint; the
+# enumeration is there for editors (completion), so its bare "not valid" error is not repeated.
+VOCABULARY_KEYWORD = "x-casesync-vocabulary"
+YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
+
 def schema_problems(name: str, loaded: LoadedYaml) -> list[Problem]:
     """Every schema violation of the document, each at its line and column."""
     errors = sorted(_validator(name).iter_errors(loaded.data), key=lambda e: list(e.path))
-    return [_problem(loaded, error) for error in _leaf_errors(errors)]
+    return [_problem(loaded, error) for error in _leaf_errors(errors) if not _vocabulary(error)]
+
+
+def _vocabulary(error: ValidationError) -> bool:
+    return (
+        error.validator == "anyOf"
+        and isinstance(error.schema, dict)
+        and VOCABULARY_KEYWORD in error.schema
+    )
 
 
 def _leaf_errors(errors: list[ValidationError]) -> list[ValidationError]:
@@ -85,11 +99,31 @@ def _describe(error: ValidationError) -> str:
         return f"is {len(error.instance)} characters, over the limit of {error.validator_value}"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    choices = _const_choices(error)
+    if choices:
+        return f"{error.instance!r} is not one of {', '.join(choices)}"
+    if error.validator == "not" and isinstance(error.validator_value, dict):
+        both = error.validator_value.get("required", [])
+        if len(both) == 2:
+            return f"give either {both[0]} or {both[1]}, not both"
     return str(error.message)
+
+
+def _const_choices(error: ValidationError) -> list[str]:
+    """The choices of an anyOf made only of constants (an enumeration with descriptions)."""
+    alternatives = error.validator_value if error.validator == "anyOf" else None
+    if not isinstance(alternatives, list) or not all(
+        isinstance(alt, dict) and "const" in alt for alt in alternatives
+    ):
+        return []
+    return [str(alt["const"]) for alt in alternatives]
 
 
 def _hint(error: ValidationError) -> str | None:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "required":
         return "add the field"
+    if error.validator == "type" and error.validator_value == "boolean":
+        if isinstance(error.instance, str) and error.instance.lower() in YAML11_BOOLEANS:
+            return "write true or false (YAML 1.2 booleans)"
     return str(description) if description else None

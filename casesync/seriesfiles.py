@@ -122,6 +122,16 @@ def _check_each(
             relpaths.append(resolved[len(root_prefix) :].replace(os.sep, "/"))
 
 
+def confined_file(root: Path, base_dir: Path, entry: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """One file named relative to ``base_dir`` under the same rules as images: it exists,
+    stays inside the project after following symlinks, is a regular, readable file.
+    Returns its posix path relative to ``root``, or None and the errors."""
+    found: list[str] = []
+    errors: list[tuple[str, str]] = []
+    _check_each(str(root) + os.sep, [os.path.join(base_dir, entry)], entry, found, errors)
+    return (found[0] if found else None), errors
+
+
 def order_slices(relpaths: list[str], facts: dict[str, FileFacts]) -> list[str]:
     """Slice order for a folder or glob: DICOM keys first, then the natural name order.
 
