@@ -3,10 +3,10 @@
 Ordering a series needs InstanceNumber and the position along the slice normal for every
 slice. pydicom parses a header in about a millisecond while holding the GIL, which made it
 most of the cost of hashing a cold repository. The SOPInstanceUID (meta header first, else
-the dataset) lets validation refuse two files of one instance in a series. This reader walks the elements of the common
-little-endian encodings up to group 0020 and gives up (returns None, so the caller falls back
-to pydicom) on anything else: big endian, deflate, undefined lengths, or a header longer than
-the bytes it was given.
+the dataset) lets validation refuse two files of one instance in a series. This reader walks
+the elements of the common little-endian encodings up to group 0020 and gives up (returns
+None, so the caller falls back to pydicom) on anything else: big endian, deflate, undefined
+lengths, or a header longer than the bytes it was given.
 """
 
 from __future__ import annotations

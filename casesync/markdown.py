@@ -22,9 +22,7 @@ HTML = "html"
 FORMATS = (HTML, MARKDOWN)
 
 # What a Radiopaedia case shows: paragraphs, emphasis, lists, links, sub/superscript, breaks.
-ALLOWED_TAGS = frozenset(
-    {"p", "br", "em", "strong", "i", "b", "ul", "ol", "li", "a", "sub", "sup"}
-)
+ALLOWED_TAGS = frozenset({"p", "br", "em", "strong", "i", "b", "ul", "ol", "li", "a", "sub", "sup"})
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 LINK_REL = "noopener noreferrer"

@@ -123,7 +123,11 @@ def _hint(error: ValidationError) -> str | None:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "required":
         return "add the field"
-    if error.validator == "type" and error.validator_value == "boolean":
-        if isinstance(error.instance, str) and error.instance.lower() in YAML11_BOOLEANS:
-            return "write true or false (YAML 1.2 booleans)"
+    if (
+        error.validator == "type"
+        and error.validator_value == "boolean"
+        and isinstance(error.instance, str)
+        and error.instance.lower() in YAML11_BOOLEANS
+    ):
+        return "write true or false (YAML 1.2 booleans)"
     return str(description) if description else None

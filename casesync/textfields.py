@@ -96,6 +96,8 @@ def _read_text_file(
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         problems.append(
-            loaded.problem(where, f"{entry!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8")
+            loaded.problem(
+                where, f"{entry!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8"
+            )
         )
         return None

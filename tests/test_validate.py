@@ -150,7 +150,9 @@ def test_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
 
 def test_symlink_inside_the_root_is_fine(tmp_path: Path) -> None:
     root = one_case(tmp_path, SIMPLE_CASE)
-    os.symlink(root / "cases/a/xr/1.png", root / "cases/a/xr/2.png")
+    (root / "shared").mkdir()
+    (root / "shared/other.png").write_bytes(png_bytes(2))
+    os.symlink(root / "shared/other.png", root / "cases/a/xr/2.png")
     assert messages(root) == []
 
 
@@ -256,8 +258,11 @@ def dicom_case(tmp_path: Path, reviewed: bool = False) -> Path:
     root = one_case(tmp_path, text, images={})
     source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
     (root / "cases/a/xr").mkdir()
+    original_uid = source.SOPInstanceUID
     for number in (1, 2):
         source.InstanceNumber = number
+        source.SOPInstanceUID = f"{original_uid}.{number}"
+        source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
         source.save_as(root / f"cases/a/xr/{number}.dcm")
     return root
 
