@@ -78,8 +78,20 @@ def _problem(loaded: LoadedYaml, error: ValidationError) -> Problem:
                 f"unknown field {extra[0]!r}" + (f" in {field}" if path else ""),
                 f"allowed fields: {allowed}",
             )
+    both = _exclusive_pair(error)
+    if both:
+        line, col = loaded.where_key((*path, both[1]))
+        return Problem(loaded.file, line, col, f"give either {both[0]} or {both[1]}, not both")
     line, col = loaded.where(path)
     return Problem(loaded.file, line, col, f"{field}: {_describe(error)}", _hint(error))
+
+
+def _exclusive_pair(error: ValidationError) -> list[str]:
+    """``not: {required: [a, b]}``: a field given both inline and as a file."""
+    if error.validator != "not" or not isinstance(error.validator_value, dict):
+        return []
+    both = error.validator_value.get("required", [])
+    return [str(name) for name in both] if len(both) == 2 else []
 
 
 def _unexpected_keys(error: ValidationError) -> list[str]:
@@ -102,10 +114,6 @@ def _describe(error: ValidationError) -> str:
     choices = _const_choices(error)
     if choices:
         return f"{error.instance!r} is not one of {', '.join(choices)}"
-    if error.validator == "not" and isinstance(error.validator_value, dict):
-        both = error.validator_value.get("required", [])
-        if len(both) == 2:
-            return f"give either {both[0]} or {both[1]}, not both"
     return str(error.message)
 
 
