@@ -70,7 +70,7 @@ def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selecti
     return Selection(relpaths, explicit_order=isinstance(images, list), errors=errors)
 
 
-ESCAPE_HINT = "keep images inside the repository (no '..' or symlinks pointing out)"
+ESCAPE_HINT = "keep files inside the repository (no '..' or symlinks pointing out)"
 
 
 def _folder_relpaths(
@@ -119,7 +119,7 @@ def _check_each(
         if not resolved.startswith(root_prefix):
             errors.append((f"{label} resolves outside the project root", ESCAPE_HINT))
         elif not os.path.isfile(resolved):
-            errors.append((f"{label} is not a regular file", "point at image files"))
+            errors.append((f"{label} is not a regular file", "point at a file, not a folder"))
         elif not os.access(resolved, os.R_OK):
             errors.append((f"{label} is not readable", "fix its permissions"))
         else:

@@ -9,13 +9,22 @@ from casesync.markdown import active_content, render_markdown, render_text_field
     ("markdown", "html"),
     [
         ("plain text", "<p>plain text</p>"),
-        ("*em* _em_ **strong** __strong__", "<p><em>em</em> <em>em</em> <strong>strong</strong> <strong>strong</strong></p>"),
+        (
+            "*em* _em_ **strong** __strong__",
+            "<p><em>em</em> <em>em</em> <strong>strong</strong> <strong>strong</strong></p>",
+        ),
         ("- a\n- b", "<ul>\n<li>a</li>\n<li>b</li>\n</ul>"),
         ("3. c\n4. d", '<ol start="3">\n<li>c</li>\n<li>d</li>\n</ol>'),
         ("T<sub>2</sub> and 10<sup>9</sup>/L", "<p>T<sub>2</sub> and 10<sup>9</sup>/L</p>"),
         ("one  \ntwo\\\nthree", "<p>one<br>\ntwo<br>\nthree</p>"),
-        ("[site](https://radiopaedia.org/articles/x)", '<p><a href="https://radiopaedia.org/articles/x" rel="noopener noreferrer">site</a></p>'),
-        ("[mail](mailto:a@example.org)", '<p><a href="mailto:a@example.org" rel="noopener noreferrer">mail</a></p>'),
+        (
+            "[site](https://radiopaedia.org/articles/x)",
+            '<p><a href="https://radiopaedia.org/articles/x" rel="noopener noreferrer">site</a></p>',
+        ),
+        (
+            "[mail](mailto:a@example.org)",
+            '<p><a href="mailto:a@example.org" rel="noopener noreferrer">mail</a></p>',
+        ),
         ("# Heading", "<p><strong>Heading</strong></p>"),
         ("```\nx < y\nz\n```", "<p>x &lt; y<br>\nz</p>"),
         ("a & b < c > d", "<p>a &amp; b &lt; c &gt; d</p>"),
@@ -39,9 +48,15 @@ def test_markdown_renders_to_the_allowed_subset(markdown: str, html: str) -> Non
         ('<img src="x" onerror="alert(1)">', ""),
         ('<p onclick="alert(1)" style="x">hi</p>', "<p>hi</p>"),
         ('<b onmouseover="alert(1)">hi</b>', "<p><b>hi</b></p>"),
-        ('<div><p>nested <em>in <strong>div</strong></em></p></div>', "<p>nested <em>in <strong>div</strong></em></p>"),
+        (
+            "<div><p>nested <em>in <strong>div</strong></em></p></div>",
+            "<p>nested <em>in <strong>div</strong></em></p>",
+        ),
         ("<iframe src='https://evil.example'></iframe>after", "after"),
-        ('<a href="https://x.org" target="_blank" rel="opener">x</a>', '<p><a href="https://x.org" rel="noopener noreferrer">x</a></p>'),
+        (
+            '<a href="https://x.org" target="_blank" rel="opener">x</a>',
+            '<p><a href="https://x.org" rel="noopener noreferrer">x</a></p>',
+        ),
         ("<!-- hidden -->shown", "shown"),
         ("<svg><script>alert(1)</script></svg>ok", "<p>ok</p>"),
     ],
@@ -51,7 +66,9 @@ def test_raw_html_in_markdown_is_sanitised_never_passed_through(markdown: str, h
 
 
 def test_a_long_document_renders_every_paragraph() -> None:
-    paragraphs = [f"Paragraph {n} with *emphasis* and a [link](https://x.org/{n})." for n in range(3000)]
+    paragraphs = [
+        f"Paragraph {n} with *emphasis* and a [link](https://x.org/{n})." for n in range(3000)
+    ]
     html = render_markdown("\n\n".join(paragraphs))
     assert html.count("<p>") == 3000
     assert html.count("<em>emphasis</em>") == 3000

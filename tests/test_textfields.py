@@ -69,14 +69,18 @@ def test_inline_formats_per_field_and_per_case(tmp_path: Path) -> None:
 
 
 def test_findings_file_next_to_the_manifest(tmp_path: Path) -> None:
-    text = SIMPLE_CASE.replace("caption: Frontal", "caption: Frontal\n    findings_file: text/xr.md")
+    text = SIMPLE_CASE.replace(
+        "caption: Frontal", "caption: Frontal\n    findings_file: text/xr.md"
+    )
     result = validate_project(repo(tmp_path, text, {"text/xr.md": "Coin at *C6*."}))
     assert result.manifest is not None
     assert result.manifest.cases[0].studies[0].findings == "<p>Coin at <em>C6</em>.</p>"
 
 
 def test_without_a_format_inline_html_is_sent_as_written(tmp_path: Path) -> None:
-    result = validate_project(repo(tmp_path, SIMPLE_CASE.replace("<p>Discussion</p>", "<p>a *b*</p>")))
+    result = validate_project(
+        repo(tmp_path, SIMPLE_CASE.replace("<p>Discussion</p>", "<p>a *b*</p>"))
+    )
     assert result.manifest is not None
     assert result.manifest.cases[0].fields.body == "<p>a *b*</p>"
 
@@ -86,20 +90,37 @@ def test_without_a_format_inline_html_is_sent_as_written(tmp_path: Path) -> None
     [
         (
             "body_file: ../../../outside.md",
-            "cases/a/case.yaml:6:12: error: '../../../outside.md' resolves outside the project root (keep images inside the repository (no '..' or symlinks pointing out))",
+            "cases/a/case.yaml:6:12: error: '../../../outside.md' resolves outside the project root (keep files inside the repository (no '..' or symlinks pointing out))",
         ),
-        ("body_file: missing.md", "cases/a/case.yaml:6:12: error: 'missing.md' does not exist (fix the path or add the file)"),
-        ("body_file: xr", "cases/a/case.yaml:6:12: error: 'xr' is not a regular file (point at image files)"),
-        ("body_file: latin1.md", "cases/a/case.yaml:6:12: error: 'latin1.md' is not UTF-8 text (byte 1) (save it as UTF-8)"),
+        (
+            "body_file: missing.md",
+            "cases/a/case.yaml:6:12: error: 'missing.md' does not exist (fix the path or add the file)",
+        ),
+        (
+            "body_file: xr",
+            "cases/a/case.yaml:6:12: error: 'xr' is not a regular file (point at a file, not a folder)",
+        ),
+        (
+            "body_file: latin1.md",
+            "cases/a/case.yaml:6:12: error: 'latin1.md' is not UTF-8 text (byte 1) (save it as UTF-8)",
+        ),
         (
             "body: <p onclick='steal()'>x</p>",
             "cases/a/case.yaml:6:7: error: body carries an event attribute (onclick) on <p>, which Radiopaedia must never receive (remove it, or write the text in Markdown (body_format: markdown), which is cleaned)",
         ),
-        ("body: x\nbody_file: d.md", "cases/a/case.yaml:7:1: error: give either body or body_file, not both"),
-        ("body: x\nbody_format: md", "cases/a/case.yaml:7:14: error: body_format: 'md' is not one of html, markdown"),
+        (
+            "body: x\nbody_file: d.md",
+            "cases/a/case.yaml:7:1: error: give either body or body_file, not both",
+        ),
+        (
+            "body: x\nbody_format: md",
+            "cases/a/case.yaml:7:14: error: body_format: 'md' is not one of html, markdown",
+        ),
     ],
 )
-def test_bad_text_fields_are_located_errors(tmp_path: Path, replacement: str, expected: str) -> None:
+def test_bad_text_fields_are_located_errors(
+    tmp_path: Path, replacement: str, expected: str
+) -> None:
     root = repo(tmp_path / "repo", SIMPLE_CASE.replace("body: <p>Discussion</p>", replacement))
     (tmp_path / "outside.md").write_text("outside")
     (root / "cases/a/latin1.md").write_bytes(b"x\xe9")
@@ -109,7 +130,9 @@ def test_bad_text_fields_are_located_errors(tmp_path: Path, replacement: str, ex
 
 def test_a_symlink_out_of_the_repository_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret.md").write_text("secret")
-    root = repo(tmp_path / "repo", SIMPLE_CASE.replace("body: <p>Discussion</p>", "body_file: d.md"))
+    root = repo(
+        tmp_path / "repo", SIMPLE_CASE.replace("body: <p>Discussion</p>", "body_file: d.md")
+    )
     os.symlink(tmp_path / "secret.md", root / "cases/a/d.md")
     [message] = errors(root)
     assert "'d.md' resolves outside the project root" in message
@@ -136,7 +159,8 @@ def test_apply_sends_the_rendered_markdown_and_plan_sees_an_edit(
     tmp_path: Path, emulator_thread: Any
 ) -> None:
     text = SIMPLE_CASE.replace("body: <p>Discussion</p>", "body_file: discussion.md").replace(
-        "caption: Frontal", "caption: Frontal\n    findings: Coin at *C6*\n    findings_format: markdown"
+        "caption: Frontal",
+        "caption: Frontal\n    findings: Coin at *C6*\n    findings_format: markdown",
     )
     root = repo(tmp_path / "repo", text, {"discussion.md": DISCUSSION_MD})
     result = cli(root, emulator_thread, "apply", "--yes")
