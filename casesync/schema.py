@@ -103,6 +103,8 @@ def _unexpected_keys(error: ValidationError) -> list[str]:
 def _describe(error: ValidationError) -> str:
     if error.validator == "required":
         return str(error.message).replace("is a required property", "is required")
+    if _yaml11_boolean(error):
+        return f"{error.instance!r} is not a boolean in YAML 1.2"
     if error.validator == "type":
         expected = error.validator_value
         kinds = " or ".join(expected) if isinstance(expected, list) else expected
@@ -131,11 +133,16 @@ def _hint(error: ValidationError) -> str | None:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "required":
         return "add the field"
-    if (
+    if _yaml11_boolean(error):
+        return "write true or false"
+    return str(description) if description else None
+
+
+def _yaml11_boolean(error: ValidationError) -> bool:
+    """``yes``/``no``/``on``/``off`` where a boolean is due: YAML 1.1 booleans, strings in 1.2."""
+    return (
         error.validator == "type"
         and error.validator_value == "boolean"
         and isinstance(error.instance, str)
         and error.instance.lower() in YAML11_BOOLEANS
-    ):
-        return "write true or false (YAML 1.2 booleans)"
-    return str(description) if description else None
+    )

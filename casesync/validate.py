@@ -110,6 +110,19 @@ def _load_project(root: Path, problems: list[Problem]) -> Project | None:
     if found or not isinstance(loaded.data, dict):
         return None
     data = loaded.data
+    defaults = data.get("defaults", {})
+    found_before = len(problems)
+    _lookup(loaded, defaults, "system", vocab.SYSTEMS, problems, ("defaults",))
+    _lookup(
+        loaded,
+        defaults,
+        "diagnostic_certainty",
+        vocab.DIAGNOSTIC_CERTAINTIES,
+        problems,
+        ("defaults",),
+    )
+    if len(problems) > found_before:
+        return None
     return Project(
         root=root,
         api_url=data.get("api_url"),
@@ -390,8 +403,12 @@ def _lookup(
     name: str,
     table: dict[int, str],
     problems: list[Problem],
+    at: tuple[str, ...] = (),
 ) -> int | None:
+    """The id of a system or certainty written by name or id (in ``data``, found at ``at``)."""
     value = data.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema counts 6.0 as the integer 6; so must this
     if not isinstance(value, str | int):
         return None  # absent or mistyped: the schema reports it
     ident = vocab.lookup_id(table, value)
@@ -400,7 +417,7 @@ def _lookup(
         names = ", ".join(f"{v} ({k})" for k, v in table.items())
         problems.append(
             loaded.problem(
-                (name,),
+                (*at, name),
                 f"unknown {name.replace('_', ' ')} {value!r}",
                 f"did you mean {near!r}?" if near else f"use one of: {names}",
             )

@@ -80,4 +80,8 @@ def test_absent_elements_in_a_whole_file_are_none(tmp_path: Path) -> None:
         dataset.pop(keyword, None)
     dataset.save_as(tmp_path / "bare.dcm")
     assert os.path.getsize(tmp_path / "bare.dcm") < CHUNK_BYTES
-    assert quick(tmp_path / "bare.dcm") == (None, None, dataset.file_meta.MediaStorageSOPInstanceUID)
+    assert quick(tmp_path / "bare.dcm") == (
+        None,
+        None,
+        dataset.file_meta.MediaStorageSOPInstanceUID,
+    )
