@@ -38,7 +38,8 @@ system: Musculoskeletal
 diagnostic_certainty: Probable
 presentation: Describe the clinical presentation.
 age: 40 years
-body: <p>Discussion of the case.</p>
+body: <p>Discussion of the case.</p>   # HTML; or Markdown with the line below
+# text_format: markdown        # presentation, body and findings in Markdown (or body_file: x.md)
 studies:
   - modality: X-ray
     caption: Frontal radiograph
