@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from repofactory import SIMPLE_CASE, png_bytes, write_case, write_project
+from test_e2e_apply import cli
 
 from casesync.validate import validate_project
 
@@ -136,23 +135,6 @@ def test_a_symlink_out_of_the_repository_is_refused(tmp_path: Path) -> None:
     os.symlink(tmp_path / "secret.md", root / "cases/a/d.md")
     [message] = errors(root)
     assert "'d.md' resolves outside the project root" in message
-
-
-def cli(root: Path, emulator: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(root.parent),
-        "CASESYNC_API_URL": emulator.base_url,
-        "CASESYNC_ACCESS_TOKEN": emulator.issue_tokens()["access_token"],
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "casesync", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
 
 
 def test_apply_sends_the_rendered_markdown_and_plan_sees_an_edit(
