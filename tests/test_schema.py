@@ -14,7 +14,7 @@ import pytest
 from repofactory import SIMPLE_CASE, png_bytes, write_case, write_project
 
 from casesync.api import vocab
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"

@@ -10,7 +10,7 @@ import pytest
 from repofactory import SIMPLE_CASE, png_bytes, write_case, write_project
 from test_e2e_apply import cli
 
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
 
 DISCUSSION_MD = """\
 # Discussion

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casesync.hashing import FileFacts
-from casesync.manifest import ImageFile, Location, SeriesSpec
-from casesync.yamlload import LoadedYaml, Problem
+from casesync.files.hashing import FileFacts
+from casesync.project.manifest import ImageFile, Location, SeriesSpec
+from casesync.project.yamlload import LoadedYaml, Problem
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 

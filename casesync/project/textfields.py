@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from casesync.markdown import FORMATS, HTML, MARKDOWN, active_content, render_markdown
-from casesync.seriesfiles import confined_file
-from casesync.yamlload import MAX_DOCUMENT_BYTES, JsonPath, LoadedYaml, Problem
+from casesync.project.seriesfiles import confined_file
+from casesync.project.yamlload import MAX_DOCUMENT_BYTES, JsonPath, LoadedYaml, Problem
 
 TEXT_FIELDS = ("presentation", "body", "findings")
 
