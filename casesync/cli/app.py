@@ -139,7 +139,10 @@ def init(ctx: typer.Context) -> None:
         typer.echo(f"wrote {name}")
     if not written:
         typer.echo("nothing to do: the project is already set up")
-    typer.echo("next: edit cases/, then run 'casesync validate' and 'casesync plan'")
+    typer.echo(
+        "next: commit .casesync-schemas/ (editor help), make the sample in cases/ your own "
+        "(remove 'sample: true'), then run 'casesync validate' and 'casesync plan'"
+    )
 
 
 @app.command()

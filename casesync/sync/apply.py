@@ -51,6 +51,7 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         if settings.plan_file is not None:
             _check_reviewed_plan(settings.plan_file, plan)
         plan = _select(plan, settings.cases)
+        _refuse_samples(prepared.manifest, plan)
         events.plan(plan)
         if plan.has_changes and not settings.yes:
             if not settings.interactive:
@@ -89,6 +90,20 @@ def _check_reviewed_plan(path: Path, fresh: Plan) -> None:
             f"the plan {path} was computed from other inputs (manifests, files, lockfile or "
             "API URL changed since)",
             hint="run 'casesync plan --out plan.json' again and review it",
+        )
+
+
+def _refuse_samples(manifest: Manifest, plan: Plan) -> None:
+    """casesync init's sample must never reach the site: the API cannot delete a case."""
+    wanted = {case.key for case in plan.cases}
+    samples = [case for case in manifest.cases if case.sample and case.key in wanted]
+    if samples:
+        where = ", ".join(f"{case.key} ({case.location.file})" for case in samples)
+        raise Refused(
+            f"refusing to apply casesync init's sample case: {where}; "
+            "once created it could never be deleted",
+            hint="make it your own case and remove the line 'sample: true', or delete the "
+            "folder (or apply other cases with --case KEY)",
         )
 
 
