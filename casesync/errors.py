@@ -32,7 +32,9 @@ class CasesyncError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        from casesync.wording import with_hint
+
+        return with_hint(self.message, self.hint)
 
 
 class ConfigError(CasesyncError):

@@ -8,8 +8,10 @@ then the default.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +21,8 @@ PROJECT_FILE = "casesync.yaml"
 LOCK_FILE = "casesync.lock"
 STATE_DIR = ".casesync"
 DEFAULT_API_URL = "https://radiopaedia.org"
+
+log = logging.getLogger("casesync")
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -63,14 +67,58 @@ def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> in
     return value
 
 
+@dataclass(frozen=True)
+class ServerChoice:
+    """The API base URL and where it came from (whoami and --debug say both)."""
+
+    url: str
+    source: str
+
+
+def choose_api_url(
+    flag: str | None,
+    project_api_url: str | None = None,
+    stored: Callable[[], Sequence[str]] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ServerChoice:
+    """The one rule: --api-url, CASESYNC_API_URL, casesync.yaml's api_url, the stored login
+    when exactly one is stored, then https://radiopaedia.org.
+
+    ``stored`` lists the servers with a stored login; it is called only when nothing before it
+    decided (default: read the credentials file).
+    """
+    given = (
+        (flag, "--api-url"),
+        (env_value("CASESYNC_API_URL", env), "CASESYNC_API_URL"),
+        (project_api_url, "api_url in casesync.yaml"),
+    )
+    choice = next((ServerChoice(check_api_url(u), s) for u, s in given if u), None)
+    if choice is None:
+        logins = list((stored or _stored_logins(env))())
+        if len(logins) == 1:
+            choice = ServerChoice(check_api_url(logins[0]), "the only stored login")
+        else:
+            choice = ServerChoice(DEFAULT_API_URL, "the default")
+    log.debug("server: %s (from %s)", choice.url, choice.source)
+    return choice
+
+
+def _stored_logins(env: Mapping[str, str] | None) -> Callable[[], Sequence[str]]:
+    def read() -> Sequence[str]:
+        from casesync.api.logins import credentials_path, stored_api_urls
+
+        return stored_api_urls(credentials_path(env))
+
+    return read
+
+
 def resolve_api_url(
     flag: str | None,
     project_api_url: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """The API base URL: --api-url, then CASESYNC_API_URL, then casesync.yaml, then default."""
-    url = flag or env_value("CASESYNC_API_URL", env) or project_api_url or DEFAULT_API_URL
-    return check_api_url(url)
+    """The API base URL by ``choose_api_url``'s rule."""
+    return choose_api_url(flag, project_api_url, env=env).url
 
 
 def check_api_url(url: str) -> str:

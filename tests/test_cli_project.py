@@ -35,7 +35,7 @@ def test_init_then_validate_then_plan(tmp_path: Path) -> None:
     assert "nothing to do" in again.stdout
     validate = casesync("validate", cwd=tmp_path)
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "OK: 1 case and 1 files are valid." in validate.stdout
+    assert "OK: 1 case and 1 file are valid." in validate.stdout
     plan = casesync("plan", "--detailed-exitcode", cwd=tmp_path)
     assert plan.returncode == 2, plan.stderr
     assert "Plan: 1 case, 1 study, 1 series to create" in plan.stdout

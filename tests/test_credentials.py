@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import stat
@@ -29,6 +30,7 @@ from casesync.api.credentials import (
     token_provider,
     write_credentials,
 )
+from casesync.api.logins import read_logins
 from casesync.api.models import Quotas, User
 from casesync.api.oauth import OOB_REDIRECT_URI, TokenGrant, authorize_url, refresh_grant
 from casesync.cli.app import app
@@ -135,8 +137,8 @@ def test_a_file_for_another_server_is_not_used(tmp_path: Path, emulator: Emulato
     stored(emulator, path)
     with pytest.raises(AuthError) as caught:
         token_provider("https://radiopaedia.org", file_env(path))
-    assert f"{path} holds a login for {emulator.base_url}" in str(caught.value)
-    assert "not used" in str(caught.value)
+    assert f"{path} holds a login for {emulator.base_url} only" in str(caught.value)
+    assert "login --api-url https://radiopaedia.org" in str(caught.value)
 
 
 async def test_login_with_the_code_from_the_authorize_page(
@@ -149,16 +151,18 @@ async def test_login_with_the_code_from_the_authorize_page(
     path = tmp_path / "config" / "casesync" / "credentials.json"
     await login(emulator.base_url, DEMO_CLIENT, found.group(1), OOB_REDIRECT_URI, path)
     assert mode(path) == 0o600 and mode(path.parent) == 0o700
-    assert set(json.loads(path.read_text())) == KEYS
+    document = json.loads(path.read_text())
+    assert document["format_version"] == 2 and set(document["logins"]) == {emulator.base_url}
+    assert set(document["logins"][emulator.base_url]) == KEYS - {"api_url"}
     assert [p.name for p in path.parent.iterdir()] == ["credentials.json"]  # no temp file left
     tokens = token_provider(emulator.base_url, file_env(path))
     async with RadiopaediaClient(emulator.base_url, tokens) as client:
         assert (await client.current_user()).login == "demo"
     stored = read_credentials(path)
     assert stored is not None
-    done = await logout(path)
+    done = await logout(path, emulator.base_url)
     assert done.had_login and done.revoked and not path.exists()
-    assert not (await logout(path)).had_login
+    assert not (await logout(path, emulator.base_url)).had_login
     async with aiohttp.ClientSession() as session:  # the pair is dead on the server too
         headers = {"Authorization": f"Bearer {stored.access_token}"}
         async with session.get(emulator.base_url + "/api/v1/users/current", headers=headers) as r:
@@ -175,7 +179,7 @@ async def test_logout_without_revocation_on_the_server_still_forgets_and_says_so
     write_credentials(
         path, Credentials.from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
     )
-    done = await logout(path)
+    done = await logout(path, aiohttp_server_without_revoke)
     assert done.had_login and not done.revoked and not path.exists()
     assert "does not support token revocation" in done.why_not_revoked
 
@@ -312,12 +316,16 @@ def test_cli_login_whoami_logout(tmp_path: Path, emulator_thread: EmulatorThread
     project = write_project(tmp_path / "repo", f"version: 1\napi_url: {url}\n")
     result = runner.invoke(app, ["-C", str(project), "whoami"], env=env)  # api_url from the project
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"demo on {url}\n  draft cases: 0 / 10\n")
+    assert result.output.startswith(
+        f"demo on {url} (from api_url in casesync.yaml)\n  draft cases: 0 / 10\n"
+    )
     result = runner.invoke(app, ["whoami", "--api-url", url, "--format", "json"], env=env)
     assert json.loads(result.output)["login"] == "demo"
 
+    result = runner.invoke(app, ["whoami"], env=env)  # outside the project: the only login
+    assert result.output.startswith(f"demo on {url} (from the only stored login)\n")
     assert runner.invoke(app, ["logout"], env=env).output == (
-        f"revoked the token on the server\nremoved {path}\n"
+        f"revoked the token on {url}\nlogged out of {url} ({path})\n"
     )
     result = runner.invoke(app, ["whoami", "--api-url", url], env=env)
     assert isinstance(result.exception, AuthError) and "not logged in" in str(result.exception)
@@ -335,3 +343,52 @@ def test_cli_login_asks_for_a_hidden_secret(
     assert result.exit_code == 0, result.output
     assert "Client secret:" in result.output and DEMO_CLIENT.client_secret not in result.output
     assert read_credentials(path) is not None
+
+
+# --- several servers in one credentials file ---
+
+
+def test_a_format_1_file_is_still_read_and_becomes_format_2(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    path = tmp_path / "credentials.json"
+    old = stored(emulator, tmp_path / "scratch.json")
+    path.write_text(json.dumps(dataclasses.asdict(old)))  # the flat form casesync 0.1 wrote
+    path.chmod(0o600)
+    assert read_credentials(path) == old == read_credentials(path, emulator.base_url + "/")
+    other = dataclasses.replace(old, api_url="https://radiopaedia.org", access_token="b")
+    write_credentials(path, other)
+    assert json.loads(path.read_text())["format_version"] == 2 and mode(path) == 0o600
+    assert read_logins(path) == {emulator.base_url: old, "https://radiopaedia.org": other}
+    assert read_credentials(path) is None  # two logins: none is "the" login
+
+
+async def test_logins_for_two_servers_live_side_by_side(
+    tmp_path: Path, emulator: Emulator, aiohttp_server_without_revoke: str
+) -> None:
+    path = tmp_path / "credentials.json"
+    first = stored(emulator, path)
+    grant = TokenGrant("access-2", "refresh-2", int(time.time()) + 3600)
+    write_credentials(
+        path, Credentials.from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
+    )
+    assert token_provider(emulator.base_url, file_env(path)).source == str(path)
+    assert await token_provider(aiohttp_server_without_revoke, file_env(path)).token() == "access-2"
+    done = await logout(path, aiohttp_server_without_revoke)
+    assert done.had_login and set(read_logins(path)) == {emulator.base_url}
+    assert read_credentials(path) == first and mode(path) == 0o600
+
+
+def test_cli_login_in_a_project_without_a_server_says_how_to_name_it(
+    tmp_path: Path, emulator_thread: EmulatorThread
+) -> None:
+    path = tmp_path / "credentials.json"
+    project = write_project(tmp_path / "repo", "version: 1\n")
+    url = emulator_thread.base_url
+    args = ["-C", str(project), "login", "--api-url", url, "--client-id", DEMO_CLIENT.client_id]
+    env = {**cli_env(path), "CASESYNC_CLIENT_SECRET": DEMO_CLIENT.client_secret}
+    code = emulator_thread.authorization_code()
+    result = CliRunner().invoke(app, [*args, "--code", code], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"add the line 'api_url: {url}' to {project / 'casesync.yaml'}" in result.output
+    assert (project / "casesync.yaml").read_text() == "version: 1\n"  # no terminal: not written

@@ -89,7 +89,7 @@ def test_without_a_format_inline_html_is_sent_as_written(tmp_path: Path) -> None
     [
         (
             "body_file: ../../../outside.md",
-            "cases/a/case.yaml:6:12: error: '../../../outside.md' resolves outside the project root (keep files inside the repository (no '..' or symlinks pointing out))",
+            "cases/a/case.yaml:6:12: error: '../../../outside.md' resolves outside the project root; keep files inside the repository (no '..' or symlinks pointing out)",
         ),
         (
             "body_file: missing.md",
@@ -105,7 +105,7 @@ def test_without_a_format_inline_html_is_sent_as_written(tmp_path: Path) -> None
         ),
         (
             "body: <p onclick='steal()'>x</p>",
-            "cases/a/case.yaml:6:7: error: body carries an event attribute (onclick) on <p>, which Radiopaedia must never receive (remove it, or write the text in Markdown (body_format: markdown), which is cleaned)",
+            "cases/a/case.yaml:6:7: error: body carries an event attribute (onclick) on <p>, which Radiopaedia must never receive; remove it, or write the text in Markdown (body_format: markdown), which is cleaned",
         ),
         (
             "body: x\nbody_file: d.md",

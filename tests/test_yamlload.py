@@ -31,8 +31,36 @@ def test_syntax_errors_carry_their_position() -> None:
     with pytest.raises(YamlError) as caught:
         load_yaml_text("title: [unclosed\n", "case.yaml")
     assert caught.value.problem.file == "case.yaml"
-    assert caught.value.problem.line == 2
+    assert (caught.value.problem.line, caught.value.problem.col) == (1, 8)  # where '[' opens
     assert "YAML syntax" in caught.value.problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words", "shown"),
+    [
+        (
+            "studies:\n  - modality: CT\n  modality: MR\n",
+            3,
+            "this line is not a list item ('- ...') but is indented like one",
+            "modality: MR",
+        ),
+        ("title: \"abc\nbody: x\n", 1, "a quote opened here is never closed", 'title: "abc'),
+        ("title:\n\tx: 1\n", 2, "a tab character: YAML indents with spaces only", "x: 1"),
+        ("a: 1\nb\nc: 2\n", 2, "a line without 'key: value' (a missing ':'?)", "b"),
+        ("title: a: b\n", 1, "a second ': ' on one line", "title: a: b"),
+        ("a:\n  b: 1\n c: 2\n", 3, "this line is not indented like the keys above it", "c: 2"),
+    ],
+)
+def test_syntax_errors_are_explained_in_words_with_the_line(
+    text: str, line: int, words: str, shown: str
+) -> None:
+    with pytest.raises(YamlError) as caught:
+        load_yaml_text(text, "case.yaml")
+    problem = caught.value.problem
+    assert problem.line == line and problem.code == "yaml-syntax"
+    assert problem.message.startswith(f"YAML syntax error: {words}")
+    assert problem.hint == f"line {line} is: {shown!r}"
+    assert "did not find expected" not in str(problem)  # no raw parser wording
 
 
 def test_alias_bombs_are_refused() -> None:

@@ -10,107 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import json
-import stat
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from casesync.api import oauth
 from casesync.api.client import RadiopaediaClient
+from casesync.api.logins import (
+    LOGIN_AGAIN,
+    Credentials,
+    credentials_path,
+    read_credentials,
+    read_logins,
+    remove_login,
+    write_credentials,
+)
 from casesync.api.models import User
-from casesync.api.oauth import Client, TokenGrant, exchange_code, refresh_grant
+from casesync.api.oauth import Client, exchange_code, refresh_grant
 from casesync.errors import ApiError, AuthError, ConfigError
 from casesync.settings import env_value
-from casesync.sync.lockfile import atomic_write_text
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
 CLIENT_ID_ENV = "CASESYNC_CLIENT_ID"
 CLIENT_SECRET_ENV = "CASESYNC_CLIENT_SECRET"
 REFRESH_ENV = "CASESYNC_REFRESH_TOKEN"
-CREDENTIALS_ENV = "CASESYNC_CREDENTIALS"
 REFRESH_MARGIN = 300  # seconds: refresh before the server would start refusing the token
-LOGIN_AGAIN = "run 'casesync login' again"
+__all__ = ["Credentials", "credentials_path", "read_credentials", "write_credentials"]
 
 Notice = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The credentials file: exactly these keys."""
-
-    api_url: str
-    client_id: str
-    client_secret: str
-    access_token: str
-    refresh_token: str
-    expires_at: int  # unix seconds
-
-    @classmethod
-    def from_grant(cls, api_url: str, client: Client, grant: TokenGrant) -> Credentials:
-        return cls(
-            api_url,
-            client.client_id,
-            client.client_secret,
-            grant.access_token,
-            grant.refresh_token,
-            grant.expires_at,
-        )
-
-    @property
-    def client(self) -> Client:
-        return Client(self.client_id, self.client_secret)
-
-
-def credentials_path(env: Mapping[str, str] | None = None) -> Path:
-    """``CASESYNC_CREDENTIALS``, else ``$XDG_CONFIG_HOME/casesync``, else ``~/.config/casesync``."""
-    named = env_value(CREDENTIALS_ENV, env)
-    if named:
-        return Path(named).expanduser()
-    config_home = env_value("XDG_CONFIG_HOME", env)
-    base = Path(config_home) if config_home else Path.home() / ".config"
-    return base / "casesync" / "credentials.json"
-
-
-def read_credentials(path: Path) -> Credentials | None:
-    """The stored login, or None if there is none; a file others can read is refused."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return None
-    if mode & 0o077:
-        raise AuthError(
-            f"{path} can be read by other users (mode {mode:04o}); refusing to use it",
-            hint=f"chmod 600 {path}",
-        )
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AuthError(f"cannot read {path}: {exc}", hint=LOGIN_AGAIN) from None
-    fields = tuple(Credentials.__dataclass_fields__)
-    if not isinstance(data, dict) or set(data) != set(fields):
-        raise AuthError(
-            f"{path} is not a casesync credentials file (expected keys {', '.join(fields)})",
-            hint=LOGIN_AGAIN,
-        )
-    try:
-        return Credentials(
-            **{k: str(data[k]) for k in fields[:-1]}, expires_at=int(data[fields[-1]])
-        )
-    except (TypeError, ValueError):
-        raise AuthError(f"{path}: expires_at is not unix seconds", hint=LOGIN_AGAIN) from None
-
-
-def write_credentials(path: Path, credentials: Credentials) -> None:
-    """Atomically (temp file created 0600 in the same folder, fsync, rename, fsync folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_text(path, json.dumps(asdict(credentials), indent=2) + "\n", mode=0o600)
 
 
 class TokenProvider:
@@ -217,15 +150,18 @@ def token_provider(
             from_env=True,
             notice=notice,
         )
-    stored = read_credentials(path)
+    logins = read_logins(path)
+    stored = logins.get(api_url.rstrip("/"))
+    if stored is None and logins:
+        others = ", ".join(logins)
+        raise AuthError(
+            f"not logged in to {api_url}: {path} holds a login for {others} only",
+            hint=f"run 'casesync login --api-url {api_url}', or choose the server with "
+            "--api-url, CASESYNC_API_URL or api_url in casesync.yaml",
+        )
     if stored is None:
         raise AuthError(
             f"not logged in to {api_url}", hint=f"run 'casesync login', or set {ACCESS_ENV}"
-        )
-    if stored.api_url.rstrip("/") != api_url.rstrip("/"):
-        raise AuthError(
-            f"{path} holds a login for {stored.api_url}, not {api_url}, so it is not used",
-            hint=f"run 'casesync login --api-url {api_url}'",
         )
     return TokenProvider(
         api_url,
@@ -260,14 +196,14 @@ class Logout:
     why_not_revoked: str = ""
 
 
-async def logout(path: Path) -> Logout:
-    """Revoke the stored pair on its server where that is supported, then remove the file.
+async def logout(path: Path, api_url: str) -> Logout:
+    """Revoke the login for ``api_url`` on its server where supported, then forget it.
 
-    The file goes even when revocation fails: logging out must never be blocked by a server
+    The login goes even when revocation fails: logging out must never be blocked by a server
     that is down; the caller says the token stays valid until it expires.
     """
     try:
-        credentials = read_credentials(path)
+        credentials = read_credentials(path, api_url)
     except AuthError as exc:  # unreadable or too open: nothing to revoke with, remove it anyway
         path.unlink(missing_ok=True)
         return Logout(had_login=True, why_not_revoked=exc.message)
@@ -280,7 +216,7 @@ async def logout(path: Path) -> Logout:
         why = "" if revoked else f"{credentials.api_url} does not support token revocation"
     except ApiError as exc:
         revoked, why = False, str(exc)
-    path.unlink(missing_ok=True)
+    remove_login(path, api_url)
     return Logout(had_login=True, revoked=revoked, why_not_revoked=why)
 
 
@@ -289,7 +225,7 @@ async def current_user(api_url: str, tokens: TokenProvider) -> User:
         return await client.current_user()
 
 
-def describe_user(user: User, api_url: str, fmt: str) -> str:
+def describe_user(user: User, api_url: str, fmt: str, source: str = "") -> str:
     """whoami's answer: login and quotas as used / allowed (or unlimited)."""
     quotas = user.quotas
     rows = {
@@ -299,6 +235,7 @@ def describe_user(user: User, api_url: str, fmt: str) -> str:
     if fmt == "json":
         document = {
             "api_url": api_url,
+            "api_url_from": source,
             "login": user.login,
             "quotas": {
                 name: {"used": used, "allowed": allowed, "unlimited": allowed is None}
@@ -306,7 +243,7 @@ def describe_user(user: User, api_url: str, fmt: str) -> str:
             },
         }
         return json.dumps(document, indent=2) + "\n"
-    lines = [f"{user.login} on {api_url}"]
+    lines = [f"{user.login} on {api_url}" + (f" (from {source})" if source else "")]
     for name, (used, allowed) in rows.items():
         limit = "unlimited" if allowed is None else str(allowed)
         lines.append(f"  {name.replace('_', ' ')}: {used} / {limit}")

@@ -12,26 +12,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TextIO
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from casesync.cli.render import human_bytes, plan_to_dict, render_text
 from casesync.sync.plan import Plan
+from casesync.wording import plural
+
+if TYPE_CHECKING:  # rich is imported where something is shown: validate and plan rarely need it
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from casesync.cli.options import Output
 
 SUMMARY_EVERY_SECONDS = 10.0
+ELLIPSIS = "…"
 
 
 @dataclass
@@ -48,8 +42,9 @@ class ApplyReport:
     cases_created: int = 0
     studies_created: int = 0
     series_created: int = 0
-    files_uploaded: int = 0
-    files_present: int = 0  # already on the server
+    files_uploaded: int = 0  # sent by this run
+    files_resumed: int = 0  # counted by the plan, sent by an earlier run that was stopped
+    files_present: int = 0  # not counted by the plan: the server had them already
     bytes_uploaded: int = 0
     elapsed: float = 0.0
     interrupted: bool = False  # by a signal
@@ -57,6 +52,11 @@ class ApplyReport:
     @property
     def problems(self) -> list[CaseOutcome]:
         return [o for o in self.outcomes.values() if o.status not in ("done", "unchanged")]
+
+    @property
+    def files_planned_done(self) -> int:
+        """The plan's "files to upload" that are now on the server (the number the plan said)."""
+        return self.files_uploaded + self.files_resumed
 
     @property
     def throughput(self) -> float:
@@ -111,10 +111,15 @@ class JsonEvents:
 
 
 class PlainEvents:
-    """CI logs: a line per finished or failed step, and a summary line now and then."""
+    """CI logs: a line per finished or failed step, and a summary line now and then.
 
-    def __init__(self, console: Console) -> None:
+    ``verbosity``: -1 (quiet) prints only failures, the plan and the summary; 1 also prints
+    when each step starts.
+    """
+
+    def __init__(self, console: Console, verbosity: int = 0) -> None:
         self.console = console
+        self.verbosity = verbosity
         self.total_bytes = 0
         self.sent = 0
         self.last_summary = time.monotonic()
@@ -124,13 +129,14 @@ class PlainEvents:
         self.console.print(render_text(plan), end="", markup=False, highlight=False)
 
     def step(self, case: str, step: str, state: str, detail: str = "") -> None:
-        if state != "started":
+        shown = state == "failed" or (self.verbosity >= 0 and state != "started")
+        if shown or self.verbosity > 0:
             stamp = time.strftime("%H:%M:%S")
             extra = f" ({detail})" if detail else ""
             line = f"{stamp} {case}: {step} {state}{extra}"
             self.console.print(line, markup=False, highlight=False)
         now = time.monotonic()
-        if now - self.last_summary >= SUMMARY_EVERY_SECONDS:
+        if self.verbosity >= 0 and now - self.last_summary >= SUMMARY_EVERY_SECONDS:
             self.last_summary = now
             self.console.print(
                 f"progress: {human_bytes(self.sent)} of {human_bytes(self.total_bytes)} uploaded",
@@ -144,7 +150,8 @@ class PlainEvents:
         self.console.print(message, markup=False, highlight=False)
 
     def summary(self, report: ApplyReport, api_url: str) -> None:
-        print_summary(self.console, report, api_url)
+        for line in summary_lines(report, api_url):
+            self.console.print(line, markup=False, highlight=False)
 
     def close(self) -> None:
         """Nothing to release: every line is already printed."""
@@ -153,8 +160,20 @@ class PlainEvents:
 class RichEvents(PlainEvents):
     """A TTY: an overall bytes bar with rate and ETA, and one line per case (steps done)."""
 
-    def __init__(self, console: Console) -> None:
-        super().__init__(console)
+    def __init__(self, console: Console, verbosity: int = 0) -> None:
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        super().__init__(console, verbosity)
         self.transfer = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -164,7 +183,10 @@ class RichEvents(PlainEvents):
             console=console,
         )
         self.steps = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=BAR_WIDTH),
+            MofNCompleteColumn(),
+            console=console,
         )
         self.live = Live(Group(self.transfer, self.steps), console=console)
         self.overall: TaskID | None = None
@@ -176,14 +198,19 @@ class RichEvents(PlainEvents):
         for case in plan.cases:
             if case.actions:
                 self.cases[case.key] = self.steps.add_task(
-                    f"  {case.key}: waiting", total=len(case.actions)
+                    self._describe(case.key, "waiting"), total=len(case.actions)
                 )
+
+    def _describe(self, case: str, doing: str) -> str:
+        """One line per case that fits the terminal with its bar: long keys lose their middle."""
+        room = self.console.width - BAR_WIDTH - STEP_COUNTER_WIDTH - 4
+        return "  " + fit(f"{shorten_middle(case, max(12, room // 2))}: {doing}", room)
 
     def step(self, case: str, step: str, state: str, detail: str = "") -> None:
         self.live.start()  # only once work starts: the confirmation prompt comes before
         task = self.cases.get(case)
         if task is not None:
-            self.steps.update(task, description=f"  {case}: {step} {state}")
+            self.steps.update(task, description=self._describe(case, f"{step} {state}"))
             if state == "done" and not step.startswith("upload"):
                 self.steps.advance(task)
         if state == "failed":
@@ -202,39 +229,63 @@ class RichEvents(PlainEvents):
         self.live.stop()
 
 
-def print_summary(console: Console, report: ApplyReport, api_url: str) -> None:
-    """The end-of-run table, the problem cases with their messages, and the case URLs."""
-    table = Table(title="casesync apply", show_header=False)
-    rows = [
-        ("cases created", str(report.cases_created)),
-        ("studies created", str(report.studies_created)),
-        ("series created", str(report.series_created)),
-        ("files uploaded", str(report.files_uploaded)),
-        ("files already on the server", str(report.files_present)),
-        ("bytes uploaded", human_bytes(report.bytes_uploaded)),
-        ("time", f"{report.elapsed:.1f} s"),
-        ("throughput", f"{human_bytes(int(report.throughput))}/s"),
+def summary_lines(report: ApplyReport, api_url: str) -> list[str]:
+    """The end of a run as plain lines (a log): counts in the plan's terms, problems, URLs."""
+    resumed = (
+        f" ({report.files_resumed} sent by an earlier run that was stopped)"
+        if report.files_resumed
+        else ""
+    )
+    lines = [
+        f"casesync apply: {plural(report.cases_created, 'case')}, "
+        f"{plural(report.studies_created, 'study')}, "
+        f"{plural(report.series_created, 'series')} created; "
+        f"{plural(report.files_planned_done, 'file')} uploaded{resumed}; "
+        f"{human_bytes(report.bytes_uploaded)} sent in {report.elapsed:.1f} s "
+        f"({human_bytes(int(report.throughput))}/s)",
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
-    if report.problems:
-        problems = Table("case", "status", "what happened")
-        for outcome in report.outcomes.values():
-            problems.add_row(outcome.key, outcome.status, outcome.message or "-")
-        console.print(problems)
-    for outcome in report.outcomes.values():
-        if outcome.case_id is not None and outcome.status in ("done", "unchanged"):
-            console.print(f"{outcome.key}: {case_url(api_url, outcome.case_id)}", markup=False)
+    if report.files_present:
+        lines.append(
+            f"{plural(report.files_present, 'file')} of new series already on the server "
+            "(not sent again)"
+        )
+    lines += [
+        f"{outcome.key}: {outcome.status}: {outcome.message or '-'}" for outcome in report.problems
+    ]
+    lines += [
+        f"{outcome.key}: {case_url(api_url, outcome.case_id)}"
+        for outcome in report.outcomes.values()
+        if outcome.case_id is not None and outcome.status in ("done", "unchanged")
+    ]
+    return lines
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``ct-brain-…-2024`` style: the start and end of a key say the most about it."""
+    if len(text) <= width:
+        return text
+    keep = max(width - 1, 2)
+    return text[: (keep + 1) // 2] + ELLIPSIS + text[len(text) - keep // 2 :]
+
+
+def fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 1)] + ELLIPSIS
+
+
+BAR_WIDTH = 20
+STEP_COUNTER_WIDTH = 7  # "12/12" and its padding
 
 
 @contextmanager
-def hashing_progress() -> Iterator[Callable[[int], None] | None]:
-    """A byte counter on stderr while new or changed files are hashed (TTY only)."""
-    if not sys.stderr.isatty():
+def hashing_progress(output: Output | None = None) -> Iterator[Callable[[int], None] | None]:
+    """A byte counter on stderr while new or changed files are hashed (TTY only, not -q)."""
+    if not sys.stderr.isatty() or (output is not None and output.quiet):
         yield None
         return
+    from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    console = output.console(stderr=True) if output is not None else None
     columns = (TextColumn("hashing"), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("hashing", total=None)
         yield lambda size: bar.advance(task, size)

@@ -23,9 +23,10 @@ from casesync.sync.plan import (
     Plan,
     PlanWarning,
 )
+from casesync.wording import github_command, plural
 
 MARKDOWN_MARKER = "<!-- casesync-plan -->"
-PLAN_FORMATS = ("text", "json", "markdown")
+PLAN_FORMATS = ("text", "json", "markdown", "github")
 
 
 def human_bytes(count: int) -> str:
@@ -38,25 +39,18 @@ def human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-IRREGULAR_PLURALS = {"study": "studies", "series": "series"}
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word if count == 1 else IRREGULAR_PLURALS.get(word, word + 's')}"
-
-
 def summary_line(plan: Plan) -> str:
     if not plan.has_changes:
         text = "No changes. The remote cases match the manifests."
         return (
-            text if not plan.warning_count else f"{text} {_plural(plan.warning_count, 'warning')}."
+            text if not plan.warning_count else f"{text} {plural(plan.warning_count, 'warning')}."
         )
     return (
-        f"Plan: {_plural(plan.count(CreateCase), 'case')}, "
-        f"{_plural(plan.count(CreateStudy), 'study')}, "
-        f"{_plural(plan.count(CreateSeries), 'series')} to create, "
-        f"{_plural(plan.upload_files, 'file')} ({human_bytes(plan.upload_bytes)}) to upload, "
-        f"{_plural(plan.warning_count, 'warning')}."
+        f"Plan: {plural(plan.count(CreateCase), 'case')}, "
+        f"{plural(plan.count(CreateStudy), 'study')}, "
+        f"{plural(plan.count(CreateSeries), 'series')} to create, "
+        f"{plural(plan.upload_files, 'file')} ({human_bytes(plan.upload_bytes)}) to upload, "
+        f"{plural(plan.warning_count, 'warning')}."
     )
 
 
@@ -70,13 +64,13 @@ def describe_action(action: Action) -> str:
     if isinstance(action, CreateSeries):
         label = ", ".join(x for x in (action.perspective, action.specifics) if x) or "series"
         upload = (
-            f"upload {_plural(action.upload_files, 'file')} ({human_bytes(action.upload_bytes)})"
+            f"upload {plural(action.upload_files, 'file')} ({human_bytes(action.upload_bytes)})"
             if action.upload_files
             else "all files already on the server"
         )
         return (
             f"create series {action.study_index + 1}.{action.series_index + 1}: {label}: "
-            f"{_plural(action.image_count, 'image')} ({action.image_format}), "
+            f"{plural(action.image_count, 'image')} ({action.image_format}), "
             f"root {action.root_index}; {upload}"
         )
     assert isinstance(action, MarkUploadFinished)
@@ -209,7 +203,7 @@ def _case_section(case: CasePlan) -> list[str]:
     return [
         "<details>",
         f"<summary><code>{_md(case.key)}</code> {_md(case.title)} ({state}: "
-        f"{len(case.actions)} to do, {_plural(len(case.warnings), 'warning')})</summary>",
+        f"{len(case.actions)} to do, {plural(len(case.warnings), 'warning')})</summary>",
         "",
         "| | Action |",
         "|---|---|",
@@ -223,7 +217,7 @@ def _case_section(case: CasePlan) -> list[str]:
 
 def _collapsed_table(cases: list[CasePlan], room: int) -> list[str]:
     lines = [
-        f"**{_plural(len(cases), 'more case')}.** {_COLLAPSED_NOTE}",
+        f"**{plural(len(cases), 'more case')}.** {_COLLAPSED_NOTE}",
         "",
         "| Case | Title | Studies | Series | Files | Warnings |",
         "|---|---|---|---|---|---|",
@@ -238,7 +232,7 @@ def _collapsed_table(cases: list[CasePlan], room: int) -> list[str]:
         )
         left = len(cases) - index
         if _length(lines) + len(row) + 1 + 80 > room:
-            lines.append(f"| … | and {_plural(left, 'more case')} | | | | |")
+            lines.append(f"| … | and {plural(left, 'more case')} | | | | |")
             break
         lines.append(row)
     return [*lines, ""]
@@ -249,14 +243,39 @@ def render_plan(plan: Plan, fmt: str, max_chars: int = MARKDOWN_BUDGET) -> str:
         return render_json(plan)
     if fmt == "markdown":
         return render_markdown(plan, max_chars)
+    if fmt == "github":  # the text plan for the log, its warnings as annotations
+        notes: list[tuple[PlanWarning, str | None]] = [(w, None) for w in plan.warnings]
+        notes += [(w, case.key) for case in plan.cases for w in case.warnings]
+        return render_text(plan) + "".join(
+            github_command("warning", w.message, title=w.code, case=key) for w, key in notes
+        )
     return render_text(plan)
+
+
+def render_problems(problems: list[Problem], fmt: str) -> str:
+    """Validation problems as text (with a count), JSON, or GitHub annotations."""
+    if fmt == "json":
+        return render_problems_json(problems)
+    if fmt == "github":
+        return "".join(
+            github_command(
+                p.severity if p.severity in ("error", "warning") else "notice",
+                f"{p.message} ({p.hint})" if p.hint else p.message,
+                file=p.file,
+                line=p.line,
+                col=p.col,
+                title=p.code,
+            )
+            for p in problems
+        )
+    return render_problems_text(problems)
 
 
 def render_problems_text(problems: list[Problem]) -> str:
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     lines = [str(p) for p in problems]
-    lines.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}.")
+    lines.append(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}.")
     return "\n".join(lines) + "\n"
 
 
@@ -270,6 +289,7 @@ def render_problems_json(problems: list[Problem]) -> str:
                 "line": p.line,
                 "col": p.col,
                 "severity": p.severity,
+                "code": p.code,
                 "message": p.message,
                 "hint": p.hint,
             }

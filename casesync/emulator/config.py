@@ -36,12 +36,13 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         if self.anonymiser_check not in ANONYMISER_CHECK_MODES:
-            raise ValueError(f"anonymiser_check must be one of {ANONYMISER_CHECK_MODES}")
-        for name in ("fail_rate", "drop_rate"):
+            modes = " or ".join(ANONYMISER_CHECK_MODES)
+            raise ValueError(f"--anonymiser-check must be {modes}, not {self.anonymiser_check!r}")
+        for name in ("fail_rate", "drop_rate"):  # messages name the flags: this is what they set
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
+                raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be positive")
+            raise ValueError("--rate-limit must be positive")
         if self.state_file is not None:
             self.state_file = Path(self.state_file)
 
@@ -50,15 +51,23 @@ def parse_quota(text: str) -> int | None:
     """``--draft-quota``: a count, or ``unlimited``/``null`` (the API's ``null`` allowance)."""
     if text.strip().lower() in ("unlimited", "null", "none"):
         return None
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if value < 0:
-        raise ValueError("a quota cannot be negative")
+        raise ValueError(f"--draft-quota must be a whole number or 'unlimited', not {text!r}")
     return value
 
 
 def parse_rate(text: str) -> float:
     """``--rate-limit``: requests per second, written ``20`` or ``20/s``."""
-    value = float(text.strip().removesuffix("/s"))
-    if value <= 0:
-        raise ValueError("a rate limit must be positive")
+    try:
+        value = float(text.strip().removesuffix("/s"))
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(
+            f"--rate-limit must be a positive number of requests per second, not {text!r}"
+        )
     return value

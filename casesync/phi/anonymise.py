@@ -38,6 +38,7 @@ from casesync.phi.policy import (
     load_policy,
 )
 from casesync.phi.report import expand_paths
+from casesync.wording import plural
 
 KEY_BYTES = 32
 SERIES_DESCRIPTION = 0x0008103E
@@ -268,8 +269,9 @@ def anonymise_tree(
         ]
         if conflicts:
             raise Refused(
-                f"{len(conflicts)} file(s) in {dst} differ from what anonymise would write, "
-                f"e.g. {conflicts[0]}",
+                f"{plural(len(conflicts), 'file')} in {dst} "
+                f"{'differs' if len(conflicts) == 1 else 'differ'} from what anonymise would "
+                f"write, e.g. {conflicts[0]}",
                 hint="choose an empty DST, or remove the old output first",
             )
         results = []
@@ -291,7 +293,7 @@ def _report(files: list[Path], results: list[tuple[str, str]]) -> AnonymiseRepor
     conflicts = [detail for status, detail in results if status == "conflict"]
     if conflicts:  # a file appeared in DST while we were writing
         raise Refused(
-            f"{len(conflicts)} file(s) in DST changed during the run, e.g. {conflicts[0]}"
+            f"{plural(len(conflicts), 'file')} in DST changed during the run, e.g. {conflicts[0]}"
         )
     return AnonymiseReport(
         written=sum(status == "written" for status, _ in results),

@@ -16,8 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from casesync.errors import ConfigError, ValidationFailed
 from casesync.phi.anonymise import anonymise_tree, load_or_create_key
 from casesync.phi.gate import check_files
-from casesync.phi.report import expand_paths, render_json, render_text
+from casesync.phi.report import expand_paths, render_github, render_json, render_text
 from casesync.settings import STATE_DIR, find_project_root
+from casesync.wording import plural
 
 KEY_FILE = "anonymise.key"
 SHOW_SKIPPED = 20
@@ -26,12 +27,13 @@ SHOW_SKIPPED = 20
 def check_phi(paths: list[Path], fmt: str) -> str:
     """The report; raises ``ValidationFailed`` (exit 3) after it is printed if any file fails."""
     reports = check_files(expand_paths(paths))
-    text = render_json(reports) if fmt == "json" else render_text(reports)
+    renderers = {"json": render_json, "github": render_github}
+    text = renderers.get(fmt, render_text)(reports)
     failed = sum(not report.passed for report in reports)
     if failed:
         sys.stdout.write(text)
         raise ValidationFailed(
-            f"{failed} of {len(reports)} file(s) failed the PHI gate",
+            f"{failed} of {plural(len(reports), 'file')} failed the PHI gate",
             hint="see the lines above; 'casesync anonymise SRC DST' fixes most of them",
         )
     return text
@@ -73,7 +75,7 @@ def anonymise(
             progress=progress,
         )
     lines = [
-        f"wrote {report.written} file(s) to {dst} ({report.unchanged} already up to date, "
+        f"wrote {plural(report.written, 'file')} to {dst} ({report.unchanged} already up to date, "
         f"{report.non_dicom} PNG/JPEG with metadata stripped); key: {key_path}"
     ]
     lines += [f"skipped {item.path}: {item.reason}" for item in report.skipped[:SHOW_SKIPPED]]

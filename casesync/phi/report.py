@@ -8,6 +8,7 @@ from pathlib import Path
 
 from casesync.files.formats import sniff_file
 from casesync.phi.findings import FileReport, summarize
+from casesync.wording import github_command, plural
 
 
 def render_text(
@@ -22,13 +23,34 @@ def render_text(
         for summary in summarize(members):
             tag = f" {summary.tag}" if summary.tag else ""
             lines.append(
-                f"{group}: {summary.severity} [{summary.rule}]{tag}: {summary.count} file(s), "
+                f"{group}: {summary.severity} [{summary.rule}]{tag}: "
+                f"{plural(summary.count, 'file')}, "
                 f"e.g. {summary.example.name}: {summary.reason}"
             )
     failed = sum(not report.passed for report in reports)
     warned = sum(report.passed and bool(report.findings) for report in reports)
-    lines.append(f"{len(reports)} file(s) checked: {failed} failed, {warned} passed with warnings.")
+    lines.append(
+        f"{plural(len(reports), 'file')} checked: {failed} failed, {warned} passed with warnings."
+    )
     return "\n".join(lines) + "\n"
+
+
+def render_github(reports: Sequence[FileReport]) -> str:
+    """One GitHub annotation per finding, on the file, titled with the rule code."""
+    return (
+        "".join(
+            github_command(
+                finding.severity if finding.severity in ("error", "warning") else "notice",
+                f"{finding.tag}: {finding.reason}" if finding.tag else finding.reason,
+                file=str(report.path),
+                title=finding.rule,
+            )
+            for report in reports
+            for finding in report.findings
+        )
+        + render_text(reports).splitlines()[-1]
+        + "\n"
+    )
 
 
 def render_json(reports: Sequence[FileReport]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -77,13 +78,21 @@ def _problem(loaded: LoadedYaml, error: ValidationError) -> Problem:
                 col,
                 f"unknown field {extra[0]!r}" + (f" in {field}" if path else ""),
                 f"allowed fields: {allowed}",
+                code="unknown-field",
             )
     both = _exclusive_pair(error)
     if both:
         line, col = loaded.where_key((*path, both[1]))
-        return Problem(loaded.file, line, col, f"give either {both[0]} or {both[1]}, not both")
+        return Problem(
+            loaded.file,
+            line,
+            col,
+            f"give either {both[0]} or {both[1]}, not both",
+            code="either-or",
+        )
     line, col = loaded.where(path)
-    return Problem(loaded.file, line, col, f"{field}: {_describe(error)}", _hint(error))
+    code = "schema-" + re.sub(r"(?<!^)(?=[A-Z])", "-", str(error.validator)).lower()
+    return Problem(loaded.file, line, col, f"{field}: {_describe(error)}", _hint(error), code=code)
 
 
 def _exclusive_pair(error: ValidationError) -> list[str]:

@@ -210,6 +210,7 @@ def build_series(
                 f"{unknown[0]}{others} is not a supported image "
                 "(DICOM, PNG, JPEG, GIF, BMP or MP4)",
                 "remove it from the series",
+                code="unsupported-image",
             )
         )
     formats = sorted({f for p in draft.relpaths if (f := facts[p].format)})
@@ -219,6 +220,7 @@ def build_series(
                 where,
                 f"series mixes formats ({', '.join(formats)})",
                 "put each format in its own series",
+                code="mixed-formats",
             )
         )
     usable = not found
@@ -230,7 +232,9 @@ def build_series(
         lambda p: Path(p).relative_to(_case_rel(draft)).as_posix(),
     )
     if index is None:
-        found.append(draft.loaded.problem((*draft.path, "root"), error or "bad root", None))
+        found.append(
+            draft.loaded.problem((*draft.path, "root"), error or "bad root", code="bad-root")
+        )
     problems.extend(found)
     if not usable:
         return None
@@ -272,6 +276,7 @@ def _duplicates(draft: DraftSeries, facts: dict[str, FileFacts]) -> list[Problem
                 (*draft.path, "images"),
                 f"duplicate image in the series: {what}",
                 "remove one of them: each slice must be a distinct image",
+                code="duplicate-image",
             )
         )
     return found

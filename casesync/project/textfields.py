@@ -61,6 +61,7 @@ def text_value(
                 f"{field} carries {found}, which Radiopaedia must never receive",
                 f"remove it, or write the text in Markdown ({field}_format: markdown), "
                 "which is cleaned",
+                code="active-content",
             )
         )
         return None
@@ -75,13 +76,15 @@ def _read_text_file(
     case_dir = (root / loaded.file).parent
     relpath, errors = confined_file(root, case_dir, entry)
     for what, how in errors:
-        problems.append(loaded.problem(where, what, how))
+        problems.append(loaded.problem(where, what, how, code="text-file-path"))
     if relpath is None:
         return None
     try:
         raw = (root / relpath).read_bytes()
     except OSError as exc:
-        problems.append(loaded.problem(where, f"cannot read {entry!r}: {exc.strerror}"))
+        problems.append(
+            loaded.problem(where, f"cannot read {entry!r}: {exc.strerror}", code="file-unreadable")
+        )
         return None
     if len(raw) > MAX_DOCUMENT_BYTES:
         problems.append(
@@ -89,6 +92,7 @@ def _read_text_file(
                 where,
                 f"{entry!r} is {len(raw)} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
                 "case text is prose; keep it short",
+                code="file-too-large",
             )
         )
         return None
@@ -97,7 +101,10 @@ def _read_text_file(
     except UnicodeDecodeError as exc:
         problems.append(
             loaded.problem(
-                where, f"{entry!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8"
+                where,
+                f"{entry!r} is not UTF-8 text (byte {exc.start})",
+                "save it as UTF-8",
+                code="not-utf8",
             )
         )
         return None

@@ -18,6 +18,7 @@ from casesync.api import vocab
 from casesync.api.models import CaseFields
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
 from casesync.phi import gate
+from casesync.project.keys import DEFAULT_CASE_GLOBS
 from casesync.project.manifest import (
     CaseSpec,
     Location,
@@ -31,8 +32,8 @@ from casesync.project.seriesfiles import DraftSeries, build_series, select_files
 from casesync.project.textfields import case_text_format, text_value
 from casesync.project.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
 from casesync.settings import PROJECT_FILE, STATE_DIR
+from casesync.wording import plural
 
-DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
 DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")
 
 
@@ -142,7 +143,12 @@ def _load_case_documents(
     if not paths:
         problems.append(
             Problem(
-                PROJECT_FILE, 1, 1, "no case manifests found", f"patterns: {project.case_globs}"
+                PROJECT_FILE,
+                1,
+                1,
+                "no case manifests found",
+                f"patterns: {', '.join(project.case_globs)}",
+                code="no-cases",
             )
         )
     documents: list[tuple[LoadedYaml, bool]] = []
@@ -172,7 +178,7 @@ def _select_series_files(
         path = ("studies", s_index, "series", r_index)
         selection = select_files(root, case_dir, series["images"])
         for what, how in selection.errors:
-            problems.append(loaded.problem((*path, "images"), what, how))
+            problems.append(loaded.problem((*path, "images"), what, how, code="images-path"))
         drafts.append(
             DraftSeries(
                 loaded, path, series, case_dir, selection.relpaths, selection.explicit_order
@@ -273,11 +279,12 @@ def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[gate.FileReport]) 
                 spec.location.line,
                 spec.location.col,
                 f"PHI gate [{summary.rule}]{tag}: {summary.reason}; "
-                f"{summary.count} of {len(spec.files)} files, e.g. {example}",
+                f"{summary.count} of {plural(len(spec.files), 'file')}, e.g. {example}",
                 "run 'casesync anonymise' on the folder and point the manifest at the copy"
                 if summary.severity == "error"
                 else None,
                 summary.severity,
+                code=summary.rule,
             )
         )
     return found
@@ -309,12 +316,18 @@ def _build_case(
                     f"did you mean {near!r}?"
                     if near
                     else f"use one of {', '.join(vocab.MODALITIES)}",
+                    code="unknown-modality",
                 )
             )
     key = data.get("key") or Path(loaded.file).parent.as_posix()
     if key == ".":
         problems.append(
-            loaded.problem((), "a case manifest at the project root needs a key", "add key: ...")
+            loaded.problem(
+                (),
+                "a case manifest at the project root needs a key",
+                "add key: ...",
+                code="missing-key",
+            )
         )
     text_format = case_text_format(data)
     errors_before = len(problems)
@@ -361,6 +374,7 @@ def _sample_warning(loaded: LoadedYaml) -> Problem:
         "(the API cannot delete a case once created)",
         "make it your own case and remove 'sample: true', or delete the folder",
         "warning",
+        code="sample-case",
     )
 
 
@@ -420,6 +434,7 @@ def _lookup(
                 (*at, name),
                 f"unknown {name.replace('_', ' ')} {value!r}",
                 f"did you mean {near!r}?" if near else f"use one of: {names}",
+                code=f"unknown-{name.replace('_', '-')}",
             )
         )
     return ident
@@ -435,6 +450,7 @@ def _check_age(loaded: LoadedYaml, data: dict[str, Any], problems: list[Problem]
                 ("age",),
                 "age looks like a date (a date of birth identifies the patient)",
                 "write the age as text, e.g. '34 years'",
+                code="age-is-a-date",
             )
         )
         return None
@@ -453,6 +469,7 @@ def _check_unique_keys(cases: list[CaseSpec], problems: list[Problem]) -> None:
                     case.location.col,
                     f"case key {case.key!r} is also used by {first.file}",
                     "give each case a unique key",
+                    code="duplicate-case-key",
                 )
             )
         else:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from casesync.wording import with_hint
+
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a case manifest is text; a megabyte is already absurd
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
 
@@ -36,10 +38,11 @@ class Problem:
     message: str
     hint: str | None = None
     severity: str = "error"
+    code: str = "invalid"  # the rule's stable name (README, "Problem codes"); every site sets it
 
     def __str__(self) -> str:
-        hint = f" ({self.hint})" if self.hint else ""
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message}{hint}"
+        where = f"{self.file}:{self.line}:{self.col}: {self.severity}"
+        return f"{where}: {with_hint(self.message, self.hint)}"
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.file, self.line, self.col, self.message)
@@ -67,9 +70,11 @@ class LoadedYaml:
         """Where the key of ``path`` is written (for "unknown field" style errors)."""
         return self.keys.get(path) or self.where(path)
 
-    def problem(self, path: JsonPath, message: str, hint: str | None = None) -> Problem:
+    def problem(
+        self, path: JsonPath, message: str, hint: str | None = None, *, code: str
+    ) -> Problem:
         line, col = self.where(path)
-        return Problem(self.file, line, col, message, hint)
+        return Problem(self.file, line, col, message, hint, code=code)
 
 
 class YamlError(Exception):
@@ -85,7 +90,9 @@ def load_yaml_file(path: Path, display: str) -> LoadedYaml:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise YamlError(Problem(display, 1, 1, f"cannot read file: {exc.strerror}")) from None
+        raise YamlError(
+            Problem(display, 1, 1, f"cannot read file: {exc.strerror}", code="file-unreadable")
+        ) from None
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise YamlError(
             Problem(
@@ -94,13 +101,21 @@ def load_yaml_file(path: Path, display: str) -> LoadedYaml:
                 1,
                 f"file is {len(raw)} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
                 "keep manifests small; put long text in the HTML fields sparingly",
+                code="file-too-large",
             )
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(
-            Problem(display, 1, 1, f"not UTF-8 text (byte {exc.start})", "save it as UTF-8")
+            Problem(
+                display,
+                1,
+                1,
+                f"not UTF-8 text (byte {exc.start})",
+                "save it as UTF-8",
+                code="not-utf8",
+            )
         ) from None
     return load_yaml_text(text, display)
 
@@ -110,12 +125,9 @@ def load_yaml_text(text: str, display: str) -> LoadedYaml:
     try:
         node = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or "invalid YAML"
-        raise YamlError(Problem(display, line, col, f"YAML syntax: {what}")) from None
+        raise YamlError(syntax_problem(display, text, exc)) from None
     except yaml.YAMLError as exc:
-        raise YamlError(Problem(display, 1, 1, f"YAML syntax: {exc}")) from None
+        raise YamlError(Problem(display, 1, 1, f"YAML syntax: {exc}", code="yaml-syntax")) from None
     loaded = LoadedYaml(display, None)
     if node is None:
         return loaded
@@ -137,12 +149,17 @@ class _Converter:
         if self.count > MAX_NODES:
             raise YamlError(
                 self._problem(
-                    node, f"document expands to over {MAX_NODES} values", "remove aliases"
+                    node,
+                    f"document expands to over {MAX_NODES} values",
+                    "remove aliases",
+                    code="yaml-too-large",
                 )
             )
         self.loaded.values[path] = _position(node)
         if isinstance(node, yaml.CollectionNode) and node.tag not in PLAIN_COLLECTION_TAGS:
-            raise YamlError(self._problem(node, f"unsupported value: tag {node.tag!r}"))
+            raise YamlError(
+                self._problem(node, f"unsupported value: tag {node.tag!r}", code="yaml-tag")
+            )
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -154,7 +171,9 @@ class _Converter:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise YamlError(self._problem(node, f"unsupported value: {what}")) from None
+            raise YamlError(
+                self._problem(node, f"unsupported value: {what}", code="yaml-value")
+            ) from None
         # Dates stay text: manifests are JSON-shaped, and "age: 1990-01-01" must be seen as such.
         return value.isoformat() if isinstance(value, dt.date) else value
 
@@ -162,10 +181,16 @@ class _Converter:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise YamlError(self._problem(key_node, "merge keys (<<) are not supported"))
+                raise YamlError(
+                    self._problem(
+                        key_node, "merge keys (<<) are not supported", code="yaml-merge-key"
+                    )
+                )
             key = self.convert(key_node, (*path, "<key>"))
             if not isinstance(key, str | int) or isinstance(key, bool):
-                raise YamlError(self._problem(key_node, "mapping keys must be plain strings"))
+                raise YamlError(
+                    self._problem(key_node, "mapping keys must be plain strings", code="yaml-key")
+                )
             key_path = (*path, key)
             if key in result:
                 first = self.loaded.keys[key_path]
@@ -174,6 +199,7 @@ class _Converter:
                         key_node,
                         f"duplicate key {key!r} (first at line {first[0]})",
                         "remove one of them",
+                        code="duplicate-key",
                     )
                 )
                 continue
@@ -182,10 +208,52 @@ class _Converter:
         self.loaded.values.pop((*path, "<key>"), None)
         return result
 
-    def _problem(self, node: yaml.Node, message: str, hint: str | None = None) -> Problem:
+    def _problem(
+        self, node: yaml.Node, message: str, hint: str | None = None, *, code: str
+    ) -> Problem:
         line, col = _position(node)
-        return Problem(self.loaded.file, line, col, message, hint)
+        return Problem(self.loaded.file, line, col, message, hint, code=code)
 
 
 def _position(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+# libyaml's and PyYAML's wording -> what is wrong, in words (first match wins)
+_SYNTAX_EXPLAINED = (
+    ("'-' indicator", "this line is not a list item ('- ...') but is indented like one"),
+    ("expected <block end>", "this line is not indented like the lines around it"),
+    ("did not find expected key", "this line is not indented like the keys above it"),
+    (
+        "mapping values are not allowed",
+        "a second ': ' on one line, or a line indented more than the key above it; "
+        "quote text that contains ': '",
+    ),
+    ("could not find expected ':'", "a line without 'key: value' (a missing ':'?)"),
+    ("unexpected end of stream", "a quote opened here is never closed"),
+    ("',' or ']'", "a '[' list opened here is never closed with ']'"),
+    ("',' or '}'", "a '{' mapping opened here is never closed with '}'"),
+    ("undefined alias", "'*' starts a reference to an anchor that does not exist; quote the text"),
+    ("cannot start any token", "a character that cannot start a value: quote the text"),
+)
+_CONTEXT_FIRST = (
+    "could not find expected ':'",
+    "unexpected end of stream",
+    "',' or ']'",
+    "',' or '}'",
+)
+
+
+def syntax_problem(display: str, text: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A YAML syntax error in words, at the line to fix, with that line shown."""
+    raw = str(exc.problem or "invalid YAML")
+    explained = next((words for key, words in _SYNTAX_EXPLAINED if key in raw), raw)
+    first = exc.context_mark if any(k in raw for k in _CONTEXT_FIRST) else exc.problem_mark
+    mark = first or exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.splitlines()
+    shown = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "\t" in shown[: col or 1] and "cannot start any token" in raw:
+        explained = "a tab character: YAML indents with spaces only"
+    hint = f"line {line} is: {shown.strip()[:80]!r}" if shown.strip() else None
+    return Problem(display, line, col, f"YAML syntax error: {explained}", hint, code="yaml-syntax")

@@ -39,6 +39,7 @@ from casesync.sync.plan import (
     MarkUploadFinished,
     Plan,
 )
+from casesync.wording import plural
 
 T = TypeVar("T")
 CLOCK_SKEW = dt.timedelta(seconds=2)  # tolerated between our clock and the server's
@@ -113,6 +114,13 @@ class Executor:
         self.events = events
         self.options = options
         self.report = ApplyReport()
+        self._planned_uploads = {
+            sha
+            for case in plan.cases
+            for action in case.actions
+            if isinstance(action, CreateSeries)
+            for sha in action.upload_hashes
+        }
         self.stop_reason: str | None = None
         self._claims: dict[str, asyncio.Future[None]] = {}  # sha256 -> its upload finished
         self._window = asyncio.Semaphore(max(2, options.upload_concurrency // 2))
@@ -441,7 +449,7 @@ class Executor:
             )
         )
         ids = {sha: upload_id for part in results for sha, upload_id in part.items()}
-        self.events.step(key, step, "done", f"{len(ids)} file{'s' if len(ids) != 1 else ''}")
+        self.events.step(key, step, "done", upload_detail(action.upload_files, len(ids)))
         return ids
 
     async def _upload_batch(self, files: list[ImageFile], content_type: str) -> dict[str, int]:
@@ -472,7 +480,10 @@ class Executor:
 
     async def _put(self, file: ImageFile, slot: UploadSlot, content_type: str) -> tuple[str, int]:
         if slot.already_uploaded:
-            self.report.files_present += 1
+            if file.sha256 in self._planned_uploads:  # sent by a run that was stopped
+                self.report.files_resumed += 1
+            else:
+                self.report.files_present += 1
             return file.sha256, slot.upload_id
         self._check_stop()
         path = self.manifest.project.root / file.path
@@ -483,6 +494,13 @@ class Executor:
 
     def _uploaded(self, count: int) -> None:
         self.events.uploaded(count)
+
+
+def upload_detail(planned: int, files: int) -> str:
+    """What a series upload did, in the plan's terms: the files it counted, then the rest."""
+    sent = f"{plural(planned, 'file')} uploaded"
+    rest = files - planned
+    return sent if rest <= 0 else f"{sent}, {rest} already on the server"
 
 
 def _parse_time(text: str) -> dt.datetime:

@@ -43,6 +43,8 @@ class CreateSeries:
     specifics: str | None
     upload_files: int  # files whose bytes are not known to be on the server
     upload_bytes: int
+    # their hashes: apply's log and summary count these, so all three tell the same number
+    upload_hashes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ def _plan_series(
                 specifics=series.specifics,
                 upload_files=len(unique),
                 upload_bytes=sum(unique.values()),
+                upload_hashes=frozenset(unique),
             )
         )
     for old in locked_series:
