@@ -326,10 +326,12 @@ def resolve(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The case key apply reported.")],
     case_id: Annotated[
-        int | None, typer.Option("--case-id", help="The case exists: its id on the site.")
+        int | None,
+        typer.Option("--case-id", min=1, help="The case exists: its id on the site."),
     ] = None,
     study_id: Annotated[
-        int | None, typer.Option("--study-id", help="The study exists: its id on the site.")
+        int | None,
+        typer.Option("--study-id", min=1, help="The study exists: its id on the site."),
     ] = None,
     series_job: Annotated[
         str | None, typer.Option("--series-job", help="The series exists: its job id.")

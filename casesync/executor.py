@@ -101,14 +101,6 @@ class CaseBlocked(Exception):
         self.intent = intent
 
 
-class _Unanswered(Exception):
-    """A create was sent and its outcome is unknown; ``intent`` stays open in the journal."""
-
-    def __init__(self, intent: Intent) -> None:
-        super().__init__(intent.describe())
-        self.intent = intent
-
-
 class CaseSkipped(Exception):
     """The case cannot take new imaging (no longer a draft, or deleted on the site)."""
 
@@ -134,7 +126,6 @@ class Executor:
         self.report = ApplyReport()
         self.stop_reason: str | None = None
         self.fatal: CasesyncError | None = None  # what stopped the whole run (login, lockfile)
-        self._blocked: dict[str, str] = {}  # case key -> why its unknown create stays unknown
         self._jobs = JobWaiter(
             client,
             ledger,
@@ -183,18 +174,19 @@ class Executor:
         if not cases:
             return
         user = await self.client.current_user()
+        doubts: dict[str, str] = {}  # case key -> why its unknown case create stays unknown
         for intent in self.ledger.open_intents:
             if intent.kind == "case":
                 try:
                     await self._settle_case(intent)
                 except CaseBlocked as exc:
-                    self._blocked[intent.case] = str(exc)
+                    doubts[intent.case] = str(exc)
         self._check_quota(user, cases)
         blocked = {i.case: i for i in self.ledger.open_intents}
         runnable = []
         for case in cases:
             if case.key in blocked:
-                why = self._blocked.get(case.key) or str(CaseBlocked(blocked[case.key]))
+                why = doubts.get(case.key) or str(CaseBlocked(blocked[case.key]))
                 self._outcome(case.key, "unknown", why)
             else:
                 runnable.append(case)
@@ -328,7 +320,7 @@ class Executor:
                 intent, remote = await self._send(
                     plan.key, "case", "case", record, lambda: self.client.create_case(spec.fields)
                 )
-            except _Unanswered as lost:
+            except CaseBlocked as lost:  # the listing may tell
                 await self.clock.sleep(self.options.settle_seconds)
                 adopted = await self._settle_case(lost.intent)
                 if adopted is None:
@@ -418,9 +410,9 @@ class Executor:
         self.events.step(key, step, "started")
         try:
             intent, made = await self._send(key, kind, label, record, request)
-        except _Unanswered as lost:
+        except CaseBlocked:
             self.events.step(key, step, "failed", "outcome unknown")
-            raise CaseBlocked(lost.intent) from lost
+            raise
         except (ApiError, AuthError) as exc:
             self.events.step(key, step, "failed", str(exc))
             raise
@@ -446,7 +438,7 @@ class Executor:
             try:
                 return intent, await request()
             except OutcomeUnknown as exc:
-                raise _Unanswered(intent) from exc
+                raise CaseBlocked(intent) from exc
             except Exception as exc:
                 self.ledger.not_created(intent, str(exc) or type(exc).__name__)
                 raise

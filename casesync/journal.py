@@ -363,6 +363,8 @@ def _locked(lock: Lock, intent: Intent) -> bool:
     if intent.kind == "case" or case is None:
         return case is not None
     record = intent.record
+    if case.case_id != record["case_id"]:
+        return False
     if intent.kind == "study":
         return any(s.position == record["position"] for s in case.studies)
     return any(

@@ -45,7 +45,7 @@ def current_owner(command: str | None = None) -> Owner:
 def read_owner(path: Path) -> Owner | None:
     """The owner written in the lock file; None when it holds none (free or never used)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
     if not text.strip():
