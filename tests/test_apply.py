@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import apply_in_process, check_matches_manifests, teaching_repo, user_answers
+from helpers import apply_in_process, check_matches_manifests, user_answers
+from repofactory import SIMPLE_CASE, write_case, write_pngs, write_project
 
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import CasesyncError, PartialFailure, StateWriteError
@@ -52,10 +53,10 @@ def disk(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorThread) -> Disk:
 
 
 def one_case_repo(root: Path, title: str) -> Path:
-    """A case with two studies and three series, under a title no other run uses."""
-    teaching_repo(root, cases=1, images=1)
-    case_file = root / "cases/case-00/case.yaml"
-    case_file.write_text(case_file.read_text().replace("Teaching case 0", title))
+    """A case, a study and a series (one of each create), under a title no other run uses."""
+    write_project(root)
+    case = write_case(root, "case-00", SIMPLE_CASE.replace("Acute appendicitis", title))
+    write_pngs(case / "xr", ["img1.png", "img2.png"])
     return root
 
 
@@ -89,7 +90,7 @@ def test_a_disk_failing_at_any_step_never_leads_to_a_duplicate(
     clean = one_case_repo(tmp_path / "clean", "Durable clean")
     assert apply_once(clean, emulator) is None
     steps = disk.calls
-    assert steps >= 20  # the apply lock, 12 journal lines, 7 lockfile saves (file and folder)
+    assert steps == 2 + 6 + 4 * 2  # the apply lock (taken, freed), 6 journal lines, 4 saves
 
     modes: dict[str, Callable[[int, int], bool]] = {
         "full from": lambda call, step: call >= step,  # the disk fills up and stays full
