@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -252,11 +253,14 @@ def _case(raw: Any, where: str) -> LockedCase:
         created_at=want(raw.get("created_at", ""), f"{where}.created_at", str),
         fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
         upload_finished=want(raw.get("upload_finished", False), f"{where}.upload_finished", bool),
-        studies=[
-            _study(study, f"{where}.studies[{n}]")
-            for n, study in enumerate(want(raw.get("studies", []), f"{where}.studies", list))
-        ],
+        studies=_items(raw, "studies", where, _study),
     )
+
+
+def _items(raw: dict[str, Any], name: str, where: str, parse: Callable[[Any, str], _T]) -> list[_T]:
+    """The list ``raw[name]``, each item parsed with its place named (``studies[2]``)."""
+    items = want(raw.get(name, []), f"{where}.{name}", list)
+    return [parse(item, f"{where}.{name}[{n}]") for n, item in enumerate(items)]
 
 
 def _study(raw: Any, where: str) -> LockedStudy:
@@ -266,10 +270,7 @@ def _study(raw: Any, where: str) -> LockedStudy:
         position=want(raw.get("position"), f"{where}.position", int),
         key=want_optional(raw.get("key"), f"{where}.key", str),
         fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
-        series=[
-            _series(series, f"{where}.series[{n}]")
-            for n, series in enumerate(want(raw.get("series", []), f"{where}.series", list))
-        ],
+        series=_items(raw, "series", where, _series),
     )
 
 
@@ -282,10 +283,7 @@ def _series(raw: Any, where: str) -> LockedSeries:
         series_id=want_optional(raw.get("series_id"), f"{where}.series_id", int),
         status=want_optional(raw.get("status"), f"{where}.status", str),
         fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
-        files=[
-            _file(file, f"{where}.files[{n}]")
-            for n, file in enumerate(want(raw.get("files", []), f"{where}.files", list))
-        ],
+        files=_items(raw, "files", where, _file),
     )
 
 
