@@ -9,14 +9,14 @@ from typing import Any
 
 from repofactory import write_case, write_pngs, write_project
 
-from casesync.apply import ApplySettings, run_apply
+from casesync.cli.progress import JsonEvents
 from casesync.errors import CasesyncError
-from casesync.executor import ApplyOptions
-from casesync.journal import Ledger
-from casesync.lockfile import load_lock
-from casesync.progress import JsonEvents
-from casesync.resolve import Answer
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
+from casesync.sync.apply import ApplySettings, run_apply
+from casesync.sync.executor import ApplyOptions
+from casesync.sync.journal import Ledger
+from casesync.sync.lockfile import load_lock
+from casesync.sync.resolve import Answer
 
 CASE_YAML = """
 title: Teaching case {index}

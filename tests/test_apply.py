@@ -19,8 +19,8 @@ from repofactory import SIMPLE_CASE, write_case, write_pngs, write_project
 
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import CasesyncError, PartialFailure, StateWriteError
-from casesync.journal import journal_path
-from casesync.resolve import resolve
+from casesync.sync.journal import journal_path
+from casesync.sync.resolve import resolve
 
 MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
 
@@ -117,12 +117,12 @@ def test_a_lockfile_that_cannot_be_saved_keeps_the_ids_in_the_journal(
     tmp_path: Path, emulator: EmulatorThread, disk: Disk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = one_case_repo(tmp_path / "repo", "Lock not saved")
-    import casesync.journal
+    import casesync.sync.journal
 
     def no_space(path: Path, lock: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(casesync.journal, "save_lock", no_space)
+    monkeypatch.setattr(casesync.sync.journal, "save_lock", no_space)
     error = apply_once(root, emulator)
     assert isinstance(error, StateWriteError)
     assert "cannot write" in error.message and "No space left on device" in error.message

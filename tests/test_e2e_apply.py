@@ -20,8 +20,8 @@ from phifactory import clean_ct, write
 from repofactory import write_pngs
 
 from casesync.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorThread
-from casesync.resolve import resolve
-from casesync.runlock import read_owner
+from casesync.sync.resolve import resolve
+from casesync.sync.runlock import read_owner
 
 MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
 

@@ -18,9 +18,9 @@ from hostile import HostileProxy, Spoiler
 
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import AuthError, PartialFailure
-from casesync.journal import Ledger
-from casesync.lockfile import load_lock
-from casesync.resolve import Answer, resolve
+from casesync.sync.journal import Ledger
+from casesync.sync.lockfile import load_lock
+from casesync.sync.resolve import Answer, resolve
 
 MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
 WAIT_NONE = ("--wait", "--wait-timeout", "0")

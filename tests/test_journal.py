@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import casesync.journal
+import casesync.sync.journal
 from casesync.errors import LockfileError, StateWriteError
-from casesync.journal import Ledger, journal_path
-from casesync.lockfile import Lock, load_lock, save_lock
+from casesync.sync.journal import Ledger, journal_path
+from casesync.sync.lockfile import Lock, load_lock, save_lock
 
 API = "http://127.0.0.1:1"
 
@@ -133,8 +133,8 @@ def _raw(intent: object) -> dict[str, object]:
 
 
 def test_recovery_removes_temp_files_a_killed_lock_write_left(tmp_path: Path) -> None:
-    from casesync.journal import Ledger
-    from casesync.lockfile import Lock
+    from casesync.sync.journal import Ledger
+    from casesync.sync.lockfile import Lock
 
     lock_path = tmp_path / "casesync.lock"
     leftover = tmp_path / ".casesync.lock.abc123.tmp"
@@ -223,7 +223,7 @@ def test_a_result_stays_journaled_until_a_saved_lock_holds_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saves = FailingSaves()
-    monkeypatch.setattr(casesync.journal, "save_lock", saves)
+    monkeypatch.setattr(casesync.sync.journal, "save_lock", saves)
     book = ledger(tmp_path)
     with pytest.raises(StateWriteError, match="No space left on device") as failed:
         book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from casesync.api.models import RemoteCase
-from casesync.journal import Intent
-from casesync.lockfile import Lock
+from casesync.sync.journal import Intent
+from casesync.sync.lockfile import Lock
 
 CLOCK_SKEW = dt.timedelta(seconds=2)  # tolerated between our clock and the server's
 

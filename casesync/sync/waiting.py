@@ -14,7 +14,7 @@ from typing import Protocol
 
 from casesync.api.models import JobStatus
 from casesync.errors import ApiError
-from casesync.journal import Ledger
+from casesync.sync.journal import Ledger
 
 FINAL_JOB_STATES = ("completed-dicom-processing", "ready")
 

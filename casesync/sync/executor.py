@@ -27,6 +27,7 @@ from casesync.api.models import (
     UploadSlot,
     User,
 )
+from casesync.cli.progress import ApplyReport, CaseOutcome, Events
 from casesync.errors import (
     ApiError,
     AuthError,
@@ -35,10 +36,10 @@ from casesync.errors import (
     OutcomeUnknown,
     Refused,
 )
-from casesync.journal import Intent, Ledger
-from casesync.lockfile import fingerprints
-from casesync.manifest import CaseSpec, ImageFile, Manifest, SeriesSpec
-from casesync.planner import (
+from casesync.project.manifest import CaseSpec, ImageFile, Manifest, SeriesSpec
+from casesync.sync.journal import Intent, Ledger
+from casesync.sync.lockfile import fingerprints
+from casesync.sync.plan import (
     CasePlan,
     CreateCase,
     CreateSeries,
@@ -46,9 +47,8 @@ from casesync.planner import (
     MarkUploadFinished,
     Plan,
 )
-from casesync.progress import ApplyReport, CaseOutcome, Events
-from casesync.settle import judge
-from casesync.waiting import Clock, JobWaiter, MonotonicClock, StillProcessing
+from casesync.sync.settle import judge
+from casesync.sync.waiting import Clock, JobWaiter, MonotonicClock, StillProcessing
 
 T = TypeVar("T")
 CASE_CREATE_ATTEMPTS = 3

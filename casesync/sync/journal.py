@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from casesync.errors import LockfileError, StateWriteError
-from casesync.lockfile import (
+from casesync.settings import STATE_DIR
+from casesync.sync.lockfile import (
     BadField,
     Lock,
     LockedCase,
@@ -38,7 +39,6 @@ from casesync.lockfile import (
     want_id,
     want_optional,
 )
-from casesync.settings import STATE_DIR
 
 JOURNAL_FILE = "journal.jsonl"
 KINDS = ("case", "study", "series")
