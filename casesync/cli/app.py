@@ -322,6 +322,14 @@ def apply(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for every series to finish processing.")
     ] = False,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="CASESYNC_WAIT_TIMEOUT",
+            help="Seconds --wait waits at most; jobs still processing are recorded as such.",
+        ),
+    ] = 1800,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
@@ -344,6 +352,7 @@ def apply(
             upload_concurrency=upload_concurrency,
             api_concurrency=api_concurrency,
             wait=wait,
+            wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
         ),
@@ -360,10 +369,12 @@ def resolve(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The case key apply reported.")],
     case_id: Annotated[
-        int | None, typer.Option("--case-id", help="The case exists: its id on the site.")
+        int | None,
+        typer.Option("--case-id", min=1, help="The case exists: its id on the site."),
     ] = None,
     study_id: Annotated[
-        int | None, typer.Option("--study-id", help="The study exists: its id on the site.")
+        int | None,
+        typer.Option("--study-id", min=1, help="The study exists: its id on the site."),
     ] = None,
     series_job: Annotated[
         str | None, typer.Option("--series-job", help="The series exists: its job id.")
