@@ -22,10 +22,11 @@ from tests_auth import DEMO_CLIENT, tokens_for
 
 from casesync.api.client import RadiopaediaClient
 from casesync.api.models import CaseFields, SeriesFields, StudyFields, UploadSlot
-from casesync.api.pacer import Pacer, RetryPolicy, retry_after_seconds
+from casesync.api.pacer import RetryPolicy, retry_after_seconds
 from casesync.auth import TokenProvider
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
+from casesync.settings import Timeouts
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=10)
 TOKEN = "tok-1234567890-secret"
@@ -330,16 +331,6 @@ async def test_429_waits_for_retry_after_and_slows_every_worker(script: Script) 
     assert all(s.at - first.at >= 0.95 for s in others)  # the list call waited too
 
 
-async def test_pacer_recovers_after_a_throttle() -> None:
-    pacer = Pacer(min_gap=0.05)
-    pacer.throttle(0.1)
-    started = time.monotonic()
-    await asyncio.gather(*(pacer.wait() for _ in range(3)))
-    assert time.monotonic() - started >= 0.1 + 2 * 0.05 - 0.01  # spaced after the pause
-    pacer.succeeded()
-    assert pacer.gap == 0.0
-
-
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_503_then_success_is_retried_even_for_a_create(script: Script, method: str) -> None:
     answer = (200, USER_JSON if method == "GET" else CASE_JSON, {})
@@ -370,7 +361,7 @@ async def test_a_create_without_an_answer_is_outcome_unknown_and_not_repeated(
 ) -> None:
     script.on("POST", "/api/v1/cases", failure)
     async with RadiopaediaClient(
-        script.url, static(script.url), retry=FAST, request_timeout=0.3
+        script.url, static(script.url), retry=FAST, timeouts=Timeouts(read=0.3)
     ) as client:
         with pytest.raises(OutcomeUnknown) as caught:
             await client.create_case(CaseFields("T", 4))
