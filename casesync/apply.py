@@ -26,6 +26,7 @@ from casesync.manifest import Manifest
 from casesync.planner import Plan, make_plan
 from casesync.progress import ApplyReport, Events
 from casesync.runlock import run_lock
+from casesync.settings import Timeouts
 from casesync.workflow import PreparedPlan, prepare_plan
 
 
@@ -39,6 +40,7 @@ class ApplySettings:
     yes: bool = False
     interactive: bool = False  # a person can answer "Apply? [y/N]"
     grace_seconds: float = 30.0
+    timeouts: Timeouts = field(default_factory=Timeouts)  # every HTTP request's bounds
     options: ApplyOptions = field(default_factory=ApplyOptions)  # what the executor needs
 
 
@@ -116,12 +118,13 @@ async def _execute(
     from casesync.auth import token_provider
 
     loop = asyncio.get_running_loop()
-    tokens = token_provider(api_url)
+    tokens = token_provider(api_url, timeouts=settings.timeouts)
     async with RadiopaediaClient(
         api_url,
         tokens,
         api_concurrency=settings.options.api_concurrency,
         upload_concurrency=settings.options.upload_concurrency,
+        timeouts=settings.timeouts,
     ) as client:
         executor = Executor(client, manifest, plan, ledger, events, settings.options)
         work = asyncio.ensure_future(executor.run())

@@ -482,15 +482,9 @@ def _worth_retrying(status: int, idempotent: bool) -> bool:
     return status in NOT_PROCESSED or (idempotent and status in SERVER_ERRORS)
 
 
-
-
-
 def _plain(parse: Callable[[Any], _T]) -> Callable[[int, Any], _T]:
     """A parser of the JSON alone, for answers whose status says nothing more."""
     return lambda _status, data: parse(data)
-
-
-
 
 
 def _token_refused(path: str, reply: Reply) -> bool:
