@@ -140,7 +140,8 @@ def is_loopback(host: str) -> bool:
 class Timeouts:
     """Seconds. Every HTTP request has them, so no answer can hang a run (README, timeouts).
 
-    ``read``: an API answer must be complete this long after connecting; ``stall``: an upload
+    ``read``: an API answer must be complete this long after it was sent (connecting
+    included); ``stall``: an upload
     that makes no progress this long fails the attempt (and is retried); ``deadline``: no call,
     retries included, lasts longer than this.
     """

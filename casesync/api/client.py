@@ -99,10 +99,11 @@ class RadiopaediaClient:
         return self
 
     def _timeout(self, remaining: float | None) -> aiohttp.ClientTimeout:
-        """An API attempt: connect, then the whole answer within the read timeout."""
-        connect, read = self.timeouts.connect, self.timeouts.read
-        total = connect + read if remaining is None else max(0.001, min(connect + read, remaining))
-        return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+        """An API attempt: the whole answer (connecting included) within the read timeout,
+        and never past the call's deadline."""
+        read = self.timeouts.read if remaining is None else min(self.timeouts.read, remaining)
+        read = max(0.001, read)
+        return aiohttp.ClientTimeout(total=read, sock_connect=min(self.timeouts.connect, read))
 
     async def __aexit__(
         self,
@@ -334,7 +335,11 @@ class RadiopaediaClient:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
             )
 
-        reply = await self._retrying("PUT", shown, send, idempotent=True, rewind=rewind)
+        try:
+            reply = await self._retrying("PUT", shown, send, idempotent=True, rewind=rewind)
+        except ApiError:
+            rewind()  # the progress shown must not count bytes that never arrived
+            raise
         if reply.ok:
             return
         rewind()

@@ -97,9 +97,7 @@ async def _token_call(
     api_url: str, client: Client, form: dict[str, str], timeouts: Timeouts, retry: RetryPolicy
 ) -> TokenGrant:
     data = {"client_id": client.client_id, "client_secret": client.client_secret, **form}
-    timeout = aiohttp.ClientTimeout(
-        total=timeouts.connect + timeouts.read, sock_connect=timeouts.connect
-    )
+    timeout = aiohttp.ClientTimeout(total=timeouts.read, sock_connect=timeouts.connect)
     refresh = form["grant_type"] == "refresh_token"
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for attempt in range(1, retry.attempts + 1):
