@@ -120,7 +120,7 @@ async def _token_call(
             else:
                 log.debug("POST %s (%s) -> %d", TOKEN, form["grant_type"], status)
                 if last or not (status in SERVER_ERRORS or status == 429):
-                    return _grant(status, _scrubbed(text, data))
+                    return _grant(status, text, data)
                 delay = min(retry.max_delay, retry_after or delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -148,7 +148,8 @@ def _scrubbed(text: str, sent: dict[str, str]) -> str:
     return text
 
 
-def _grant(status: int, text: str) -> TokenGrant:
+def _grant(status: int, text: str, sent: dict[str, str]) -> TokenGrant:
+    """The pair from a 200; the body is shown in errors only without what we sent."""
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -161,7 +162,7 @@ def _grant(status: int, text: str) -> TokenGrant:
             hint=LOGIN_AGAIN,
         )
     if status != 200 or not isinstance(body, dict):
-        raise AuthError(f"POST {TOKEN}: HTTP {status}: {trim(text)}")
+        raise AuthError(f"POST {TOKEN}: HTTP {status}: {trim(_scrubbed(text, sent))}")
     access, refresh = body.get("access_token"), body.get("refresh_token")
     if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
         raise AuthError(f"POST {TOKEN}: HTTP {status}: the answer lacks a token pair")
