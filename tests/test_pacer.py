@@ -123,3 +123,21 @@ async def test_twelve_workers_against_five_per_second_meet_few_429s() -> None:
     await asyncio.gather(*(worker() for _ in range(12)))
     assert refused <= 12  # the first burst, and at most one more episode
     assert clock.now < 20.0  # fake time: 70 requests at 5/s need 13 s after a burst of 5
+
+
+async def test_an_urgent_request_goes_first_but_never_into_a_pause() -> None:
+    clock = FakeClock()
+    asked: list[float] = []
+
+    async def note(seconds: float) -> None:  # time stands still: only the reservations count
+        asked.append(seconds)
+
+    pacer = Pacer(clock=clock, sleep=note)
+    for _ in range(5):
+        pacer.accepted()
+    pacer.throttled(0.0, retry_after=1.0)
+    clock.now = 0.5
+    queued = [await pacer.wait() for _ in range(3)]
+    assert queued == pytest.approx([1.0, 1.2, 1.4], rel=0.01)
+    assert await pacer.wait(urgent=True) == 1.0  # before the queue, not before the pause ends
+    assert await pacer.wait() == pytest.approx(1.8, rel=0.01)  # the rest moved back one step

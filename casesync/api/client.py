@@ -9,6 +9,7 @@ a dropped connection or a 5xx those raise ``OutcomeUnknown`` instead of trying a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -192,7 +193,14 @@ class RadiopaediaClient:
             check_upload_url(current.url)
             try:
                 last = refresh == URL_REFRESHES
-                await self._put(path, current.url, content_type, progress, last_chance=last)
+                await self._put(
+                    path,
+                    current.url,
+                    content_type,
+                    progress,
+                    last_chance=last,
+                    fresh=current != slot,
+                )
                 return current
             except UrlRefused:
                 log.debug("presigned URL refused for %s; asking for a fresh one", slot.sha256)
@@ -300,6 +308,7 @@ class RadiopaediaClient:
         progress: Callable[[int], None] | None,
         *,
         last_chance: bool,
+        fresh: bool = False,
     ) -> None:
         """Stream one file to S3: Content-Type and Content-Length, never Authorization."""
         shown = redact_url(url)
@@ -327,7 +336,7 @@ class RadiopaediaClient:
                 "PUT",
                 url,
                 shown,
-                slots=self._upload_slots,
+                slots=None if fresh else self._upload_slots,
                 secret=None,
                 watchdog=watchdog,
                 headers=headers,
@@ -408,14 +417,14 @@ class RadiopaediaClient:
         url: str,
         shown: str,
         *,
-        slots: asyncio.Semaphore,
+        slots: asyncio.Semaphore | None,
         secret: str | None,
         watchdog: Watchdog | None = None,
         **kwargs: Any,
     ) -> Reply:
         """One request; no answer becomes ``SendFailed``, never with the URL's query."""
-        async with slots:
-            started = await self.pacer.wait()
+        async with slots or contextlib.nullcontext():
+            started = await self.pacer.wait(urgent=slots is None)
             began = time.monotonic()
 
             async def exchange() -> Reply:

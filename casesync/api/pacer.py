@@ -97,11 +97,19 @@ class Pacer:
         decayed = self._learned * 0.5 ** (calm / self.half_life)
         return decayed if decayed >= 0.001 else 0.0
 
-    async def wait(self) -> float:
-        """Wait for this request's turn; returns its start time (give it to ``throttled``)."""
+    async def wait(self, urgent: bool = False) -> float:
+        """Wait for this request's turn; returns its start time (give it to ``throttled``).
+
+        An ``urgent`` request (an upload to a URL that expires soon) goes before the queue,
+        never into a pause; the requests reserved after it move back by one interval.
+        """
         now = self.clock()
-        start = max(now, self._next_start)
-        self._next_start = start + self.interval(start)
+        if urgent:
+            start = max(now, self._calm_since)
+            self._next_start = max(self._next_start, start) + self.interval(start)
+        else:
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval(start)
         if start > now:
             await self.sleep(start - now)
         return start
