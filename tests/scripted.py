@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from casesync.api.credentials import TokenProvider
 from casesync.api.pacer import RetryPolicy
-from casesync.auth import TokenProvider
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=10)
 TOKEN = "tok-1234567890-secret"

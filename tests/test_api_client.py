@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from authfactory import DEMO_CLIENT, tokens_for
 from emulator_helpers import DICOM, EmulatorFactory, compliant_dicom
 from scripted import CASE_JSON, FAST, PNG, TOKEN, USER_JSON, Answer, Script, drop, hang, static
-from tests_auth import DEMO_CLIENT, tokens_for
 
 from casesync.api.client import RadiopaediaClient
+from casesync.api.credentials import TokenProvider
 from casesync.api.models import CaseFields, SeriesFields, StudyFields, UploadSlot
 from casesync.api.pacer import retry_after_seconds
-from casesync.auth import TokenProvider
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
 from casesync.settings import Timeouts
@@ -346,9 +346,7 @@ async def test_a_listing_that_pages_forever_stops_at_the_page_limit(script: Scri
         return web.json_response([], headers={"X-Next-Cursor": f"c{next(pages)}"})
 
     script.on("GET", "/api/v1/cases", forever)
-    async with RadiopaediaClient(
-        script.url, static(script.url), retry=FAST, max_pages=5
-    ) as client:
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST, max_pages=5) as client:
         with pytest.raises(ApiError) as caught:
             await client.list_cases()
     assert "still more pages after 5 pages" in str(caught.value)

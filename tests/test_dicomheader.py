@@ -8,8 +8,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import ImplicitVRLittleEndian
 
-from casesync.dicomheader import read_slice_keys
-from casesync.hashing import CHUNK_BYTES, dicom_slice_keys
+from casesync.files.dicomheader import read_slice_keys
+from casesync.files.hashing import CHUNK_BYTES, dicom_slice_keys
 
 TEST_FILES = Path(get_testdata_file("CT_small.dcm", download=False)).parent
 

@@ -9,11 +9,11 @@ import socket
 from pathlib import Path
 
 import pytest
+from authfactory import DEMO_CLIENT
 from scripted import Script, drop, endless
-from tests_auth import DEMO_CLIENT
 
+from casesync.api.credentials import TokenProvider, login, read_credentials
 from casesync.api.oauth import RetryPolicy, UnusableGrant, exchange_code, refresh_grant
-from casesync.auth import TokenProvider, login, read_credentials
 from casesync.errors import AuthError
 from casesync.settings import Timeouts
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from repofactory import SIMPLE_CASE, png_bytes, simple_repo, write_case, write_pngs, write_project
 
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
 
 
 def messages(root: Path) -> list[str]:

@@ -22,13 +22,14 @@ import aiohttp
 
 from casesync.api.pacer import SERVER_ERRORS, RetryPolicy, retry_after_seconds
 from casesync.api.transport import trim
-from casesync.errors import AuthError
+from casesync.errors import ApiError, AuthError
 from casesync.settings import Timeouts
 
 log = logging.getLogger("casesync.api")
 
 AUTHORIZE = "/oauth/authorize"
 TOKEN = "/oauth/token"
+REVOKE = "/oauth/revoke"
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 TOKEN_RETRY = RetryPolicy(attempts=4, base_delay=1.0, max_delay=10.0, deadline=120.0)
 LONGEST_LIFETIME = 10 * 365 * 86400  # seconds; a longer lifetime is not a real answer
@@ -140,9 +141,42 @@ def _lost_answer(refresh: bool, exc: BaseException) -> AuthError:
     )
 
 
+async def revoke(
+    api_url: str, client: Client, token: str, timeouts: Timeouts | None = None
+) -> bool:
+    """RFC 7009 revocation (Doorkeeper's route): kills the pair the token belongs to.
+
+    True when the server revoked it; False when the server has no such route (404/405), which
+    protocol.md says to treat as "revocation not supported". Any other answer is an error.
+    """
+    data = {"token": token, "client_id": client.client_id, "client_secret": client.client_secret}
+    timeouts = timeouts or Timeouts()
+    timeout = aiohttp.ClientTimeout(total=timeouts.read, sock_connect=timeouts.connect)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(
+                api_url + REVOKE, data=data, headers={"Accept": "application/json"}
+            ) as response,
+        ):
+            status, text = response.status, await response.text(errors="replace")
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ApiError(f"POST {REVOKE}: {type(exc).__name__}", method="POST", path=REVOKE) from None
+    log.debug("POST %s -> %d", REVOKE, status)
+    if status in (404, 405):
+        return False
+    if status != 200:
+        raise ApiError(
+            f"POST {REVOKE}: HTTP {status}: {trim(_scrubbed(text, data))}",
+            method="POST",
+            path=REVOKE,
+        )
+    return True
+
+
 def _scrubbed(text: str, sent: dict[str, str]) -> str:
     """The body without any secret we sent (a server may echo them)."""
-    for key in ("client_secret", "refresh_token", "code"):
+    for key in ("client_secret", "refresh_token", "code", "token"):
         if sent.get(key):
             text = text.replace(sent[key], "[redacted]")
     return text

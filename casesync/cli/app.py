@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -16,27 +17,28 @@ import typer
 from rich.console import Console
 
 from casesync import __version__
-from casesync.apply import ApplySettings, run_apply
-from casesync.errors import ConfigError, ExitCode
-from casesync.executor import ApplyOptions
-from casesync.lockfile import atomic_write_text
-from casesync.phi import cli as phi_cli
-from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
-from casesync.render import (
+from casesync.cli.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
+from casesync.cli.render import (
+    MARKDOWN_BUDGET,
     PLAN_FORMATS,
     render_json,
     render_plan,
     render_problems_json,
     render_problems_text,
 )
-from casesync.resolve import Answer
-from casesync.resolve import resolve as resolve_unknown
-from casesync.scaffold import init_project, refresh_editor_schemas
-from casesync.schema import schema_text
+from casesync.cli.scaffold import init_project, refresh_editor_schemas
+from casesync.errors import ConfigError, ExitCode
+from casesync.phi import cli as phi_cli
+from casesync.project.schema import schema_text
+from casesync.project.validate import validate_project
+from casesync.project.yamlload import Problem
 from casesync.settings import debug_from_env, env_int, find_project_root, resolve_timeouts
-from casesync.validate import validate_project
-from casesync.workflow import InvalidProject, prepare_plan
-from casesync.yamlload import Problem
+from casesync.sync.apply import ApplySettings, run_apply
+from casesync.sync.executor import ApplyOptions
+from casesync.sync.lockfile import atomic_write_text
+from casesync.sync.resolve import Answer
+from casesync.sync.resolve import resolve as resolve_unknown
+from casesync.sync.workflow import InvalidProject, prepare_plan
 
 app = typer.Typer(
     name="casesync",
@@ -173,6 +175,14 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes."),
     ] = False,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars",
+            min=1000,
+            help="Markdown only: collapse the cases that do not fit into one summary table.",
+        ),
+    ] = MARKDOWN_BUDGET,
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
 ) -> None:
@@ -189,11 +199,41 @@ def plan(
         raise
     if fmt == "text":
         _print_problems(prepared.validation.warnings, "text")
-    typer.echo(render_plan(prepared.plan, fmt), nl=False)
+    typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
         atomic_write_text(out, render_json(prepared.plan))
     if detailed_exitcode and prepared.plan.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    keys: Annotated[list[str] | None, typer.Argument(help="Case keys (default: all).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default .casesync/preview).")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the index page in a web browser.")
+    ] = False,
+) -> None:
+    """Write the cases as a local HTML site: stacks to scroll, a review page per series."""
+    from casesync.preview.build import build_preview  # numpy and Pillow: only for this command
+
+    try:
+        with hashing_progress() as progress:
+            result = build_preview(_project_root(ctx), tuple(keys or ()), out, progress)
+    except InvalidProject as exc:
+        _print_problems(exc.result.problems, "text")
+        raise
+    _print_problems(result.validation.warnings, "text")
+    typer.echo(
+        f"Preview of {result.cases} case{'s' * (result.cases != 1)} ({result.slices} slices): "
+        f"{result.pages_written} pages and {result.images_written} images written, "
+        f"{result.images_reused} images reused.\nOpen {result.index.as_uri()}"
+    )
+    if open_browser:
+        webbrowser.open(result.index.as_uri())
 
 
 @app.command()
@@ -447,7 +487,7 @@ def demo(
     ] = False,
 ) -> None:
     """Try casesync in one command: the examples, validated, planned and applied to an emulator."""
-    from casesync.demo import DemoSettings, run_demo
+    from casesync.cli.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(keep, serve_after), _apply_events("text"), typer.echo)
 
@@ -464,7 +504,7 @@ def _auth_api_url(ctx: typer.Context, flag: str | None) -> str:
 
 def _project_api_url(ctx: typer.Context) -> str | None:
     """Only casesync.yaml's api_url: login and whoami also work outside a project."""
-    from casesync.validate import load_project_file
+    from casesync.project.validate import load_project_file
 
     try:
         root = find_project_root(_start_dir(ctx))
@@ -501,7 +541,7 @@ def login(
     ] = None,
 ) -> None:
     """Log in with OAuth: open the printed URL, approve, paste the code; stored with mode 0600."""
-    from casesync import auth
+    from casesync.api import credentials as auth
     from casesync.api.oauth import Client, authorize_url
 
     url = _auth_api_url(ctx, api_url)
@@ -519,17 +559,29 @@ def login(
 
 @app.command()
 def logout() -> None:
-    """Forget the stored login (removes the credentials file)."""
-    from casesync import auth
+    """Revoke the stored token on its server (where supported) and remove the credentials file."""
+    from casesync.api import credentials as auth
 
     path = auth.credentials_path()
-    typer.echo(f"removed {path}" if auth.logout(path) else f"not logged in: no {path}")
+    done = asyncio.run(auth.logout(path, resolve_timeouts()))
+    if not done.had_login:
+        typer.echo(f"not logged in: no {path}")
+        return
+    if done.revoked:
+        typer.echo("revoked the token on the server")
+    else:
+        typer.echo(
+            f"could not revoke the token ({done.why_not_revoked}); it stays valid until it "
+            "expires (at most 24 hours)",
+            err=True,
+        )
+    typer.echo(f"removed {path}")
 
 
 @app.command()
 def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption = "text") -> None:
     """Show the login and its quotas (draft and unlisted cases: used / allowed)."""
-    from casesync import auth
+    from casesync.api import credentials as auth
 
     _check_format(fmt, ("text", "json"))
     url = _auth_api_url(ctx, api_url)
