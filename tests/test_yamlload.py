@@ -44,7 +44,7 @@ def test_syntax_errors_carry_their_position() -> None:
             "this line is not a list item ('- ...') but is indented like one",
             "modality: MR",
         ),
-        ("title: \"abc\nbody: x\n", 1, "a quote opened here is never closed", 'title: "abc'),
+        ('title: "abc\nbody: x\n', 1, "a quote opened here is never closed", 'title: "abc'),
         ("title:\n\tx: 1\n", 2, "a tab character: YAML indents with spaces only", "x: 1"),
         ("a: 1\nb\nc: 2\n", 2, "a line without 'key: value' (a missing ':'?)", "b"),
         ("title: a: b\n", 1, "a second ': ' on one line", "title: a: b"),

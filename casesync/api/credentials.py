@@ -28,9 +28,9 @@ from casesync.api.logins import (
     write_credentials,
 )
 from casesync.api.models import User
-from casesync.api.oauth import Client, exchange_code, refresh_grant
+from casesync.api.oauth import Client, TokenGrant, UnusableGrant, exchange_code, refresh_grant
 from casesync.errors import ApiError, AuthError, ConfigError
-from casesync.settings import env_value
+from casesync.settings import Timeouts, env_value
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
 CLIENT_ID_ENV = "CASESYNC_CLIENT_ID"
@@ -66,11 +66,15 @@ class TokenProvider:
         from_env: bool = False,
         notice: Notice = _stderr,
         clock: Callable[[], float] = time.time,
+        lifetime: float | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.api_url = api_url
         self.source = source  # where the credentials came from, for messages
+        self.timeouts = timeouts or Timeouts()
         self._access = access_token
         self._expires_at = expires_at
+        self._lifetime = lifetime  # seconds an access token lives, once an answer said
         self._client = client
         self._refresh_token = refresh_token
         self._store = store
@@ -83,10 +87,18 @@ class TokenProvider:
     def can_refresh(self) -> bool:
         return self._client is not None and self._refresh_token is not None
 
+    @property
+    def margin(self) -> float:
+        """Refresh when less than this is left: five minutes, or a third of a shorter lifetime
+        (a two-minute token would otherwise be refreshed before every call)."""
+        if self._lifetime is None:
+            return REFRESH_MARGIN
+        return min(REFRESH_MARGIN, self._lifetime / 3)
+
     async def token(self) -> str:
-        """The access token, refreshed first if it has under five minutes left."""
+        """The access token, refreshed first if little of its lifetime is left."""
         expires_at = self._expires_at
-        if self.can_refresh and (expires_at is None or expires_at - self._clock() < REFRESH_MARGIN):
+        if self.can_refresh and (expires_at is None or expires_at - self._clock() < self.margin):
             return await self.refresh(self._access)
         return self._access
 
@@ -103,36 +115,51 @@ class TokenProvider:
                     else LOGIN_AGAIN,
                 )
             try:
-                grant = await refresh_grant(self.api_url, self._client, self._refresh_token)
+                grant = await refresh_grant(
+                    self.api_url, self._client, self._refresh_token, self.timeouts
+                )
+            except UnusableGrant as exc:  # the old pair is dead: keep the new one, then fail
+                await self._keep(exc.grant)
+                raise
             except AuthError as exc:
-                if self._from_env and self._store is not None:
+                if self._from_env and self._store is not None and "invalid_grant" in str(exc):
                     exc.hint = (
                         f"{REFRESH_ENV} may be an old, already rotated token: the newest pair "
                         f"is in {self._store}; otherwise {LOGIN_AGAIN}"
                     )
                 raise
-            credentials = Credentials.from_grant(self.api_url, self._client, grant)
-            if self._store is not None:  # on disk before the new token is used
-                await asyncio.to_thread(write_credentials, self._store, credentials)
-            if self._from_env:
-                self._notice(
-                    f"casesync: the refresh token rotated; {REFRESH_ENV} no longer works: update "
-                    f"the stored CI secret from {self._store} (see README, CI)"
-                )
-                self._from_env = False  # one notice per run
-            self._access = grant.access_token
-            self._refresh_token = grant.refresh_token
-            self._expires_at = grant.expires_at
-            return self._access
+            return await self._keep(grant)
+
+    async def _keep(self, grant: TokenGrant) -> str:
+        """Save the rotated pair first (nothing else may fail before), then use it."""
+        assert self._client is not None
+        credentials = Credentials.from_grant(self.api_url, self._client, grant)
+        if self._store is not None:  # on disk before the new token is used
+            await asyncio.to_thread(write_credentials, self._store, credentials)
+        self._access = grant.access_token
+        self._refresh_token = grant.refresh_token
+        self._expires_at = grant.expires_at
+        self._lifetime = grant.lifetime or self._lifetime
+        if self._from_env:
+            self._notice(
+                f"casesync: the refresh token rotated; {REFRESH_ENV} no longer works: update "
+                f"the stored CI secret from {self._store} (see README, CI)"
+            )
+            self._from_env = False  # one notice per run
+        return self._access
 
 
 def token_provider(
-    api_url: str, env: Mapping[str, str] | None = None, *, notice: Notice = _stderr
+    api_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    notice: Notice = _stderr,
+    timeouts: Timeouts | None = None,
 ) -> TokenProvider:
     """The first source of credentials, in the documented order, for ``api_url``."""
     access = env_value(ACCESS_ENV, env)
     if access:
-        return TokenProvider(api_url, access, source=ACCESS_ENV)
+        return TokenProvider(api_url, access, source=ACCESS_ENV, timeouts=timeouts)
     path = credentials_path(env)
     refresh = env_value(REFRESH_ENV, env)
     if refresh:
@@ -149,6 +176,7 @@ def token_provider(
             store=path,
             from_env=True,
             notice=notice,
+            timeouts=timeouts,
         )
     logins = read_logins(path)
     stored = logins.get(api_url.rstrip("/"))
@@ -171,6 +199,7 @@ def token_provider(
         client=stored.client,
         refresh_token=stored.refresh_token,
         store=path,
+        timeouts=timeouts,
     )
 
 
@@ -178,10 +207,19 @@ def token_provider(
 
 
 async def login(
-    api_url: str, client: Client, code: str, redirect_uri: str, path: Path
+    api_url: str,
+    client: Client,
+    code: str,
+    redirect_uri: str,
+    path: Path,
+    timeouts: Timeouts | None = None,
 ) -> Credentials:
     """Exchange the code from the authorize page and store the pair (mode 0600)."""
-    grant = await exchange_code(api_url, client, code.strip(), redirect_uri)
+    try:
+        grant = await exchange_code(api_url, client, code.strip(), redirect_uri, timeouts)
+    except UnusableGrant as exc:  # the code is spent: keep what it bought, then say so
+        write_credentials(path, Credentials.from_grant(api_url, client, exc.grant))
+        raise
     credentials = Credentials.from_grant(api_url, client, grant)
     write_credentials(path, credentials)
     return credentials
@@ -196,7 +234,7 @@ class Logout:
     why_not_revoked: str = ""
 
 
-async def logout(path: Path, api_url: str) -> Logout:
+async def logout(path: Path, api_url: str, timeouts: Timeouts | None = None) -> Logout:
     """Revoke the login for ``api_url`` on its server where supported, then forget it.
 
     The login goes even when revocation fails: logging out must never be blocked by a server
@@ -211,7 +249,7 @@ async def logout(path: Path, api_url: str) -> Logout:
         return Logout(had_login=False)
     try:
         revoked = await oauth.revoke(
-            credentials.api_url, credentials.client, credentials.refresh_token
+            credentials.api_url, credentials.client, credentials.refresh_token, timeouts
         )
         why = "" if revoked else f"{credentials.api_url} does not support token revocation"
     except ApiError as exc:
@@ -221,7 +259,7 @@ async def logout(path: Path, api_url: str) -> Logout:
 
 
 async def current_user(api_url: str, tokens: TokenProvider) -> User:
-    async with RadiopaediaClient(api_url, tokens) as client:
+    async with RadiopaediaClient(api_url, tokens, timeouts=tokens.timeouts) as client:
         return await client.current_user()
 
 

@@ -13,7 +13,13 @@ import typer
 
 from casesync.cli.options import ApiUrlOption, TextJsonOption, info, start_dir
 from casesync.errors import ConfigError
-from casesync.settings import PROJECT_FILE, ServerChoice, choose_api_url, find_project_root
+from casesync.settings import (
+    PROJECT_FILE,
+    ServerChoice,
+    choose_api_url,
+    find_project_root,
+    resolve_timeouts,
+)
 
 commands = typer.Typer()
 
@@ -97,7 +103,8 @@ def login(
         typer.echo(f"  {authorize_url(url, client_id, redirect_uri)}")
         code = typer.prompt("Authorization code")
     path = auth.credentials_path()
-    asyncio.run(auth.login(url, Client(client_id, client_secret), code, redirect_uri, path))
+    client = Client(client_id, client_secret)
+    asyncio.run(auth.login(url, client, code, redirect_uri, path, resolve_timeouts()))
     typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
     if root is not None and not named:
         _offer_to_name_the_server(ctx, root, url, ask=not yes and sys.stdin.isatty())
@@ -129,7 +136,7 @@ def logout(ctx: typer.Context, api_url: ApiUrlOption = None) -> None:
 
     choice, _, _ = _server(ctx, api_url)
     path = auth.credentials_path()
-    done = asyncio.run(auth.logout(path, choice.url))
+    done = asyncio.run(auth.logout(path, choice.url, resolve_timeouts()))
     if not done.had_login:
         typer.echo(f"not logged in to {choice.url}: {path} holds no login for it")
         return
@@ -152,5 +159,6 @@ def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: TextJsonOption
     from casesync.api import credentials as auth
 
     choice, _, _ = _server(ctx, api_url)
-    user = asyncio.run(auth.current_user(choice.url, auth.token_provider(choice.url)))
+    tokens = auth.token_provider(choice.url, timeouts=resolve_timeouts())
+    user = asyncio.run(auth.current_user(choice.url, tokens))
     typer.echo(auth.describe_user(user, choice.url, fmt, choice.source), nl=False)

@@ -18,12 +18,14 @@ from casesync.cli.options import (
     TextJsonOption,
     at_least_one,
     complete_case_keys,
+    not_negative,
     output,
     print_problems,
     project_root,
+    seconds_option,
 )
 from casesync.errors import ConfigError
-from casesync.settings import env_int
+from casesync.settings import env_int, resolve_timeouts
 
 if TYPE_CHECKING:
     from casesync.cli.progress import Events
@@ -86,18 +88,40 @@ def apply(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for every series to finish processing.")
     ] = False,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            envvar="CASESYNC_WAIT_TIMEOUT",
+            callback=not_negative,
+            help="Seconds --wait waits at most; jobs still processing are recorded as such.",
+        ),
+    ] = 1800,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
     fmt: TextJsonOption = "text",
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
+    connect_timeout: Annotated[
+        float | None, seconds_option("--connect-timeout", "Connecting, 10")
+    ] = None,
+    read_timeout: Annotated[
+        float | None, seconds_option("--read-timeout", "A whole API answer, 60")
+    ] = None,
+    stall_timeout: Annotated[
+        float | None, seconds_option("--stall-timeout", "An upload with no progress, 60")
+    ] = None,
+    deadline: Annotated[
+        float | None, seconds_option("--deadline", "One call, retries included, 300")
+    ] = None,
 ) -> None:
     """Create what is missing on Radiopaedia and upload only the bytes it lacks."""
     from casesync.sync.apply import ApplySettings, run_apply
     from casesync.sync.executor import ApplyOptions
     from casesync.sync.workflow import InvalidProject
 
+    flags = {"connect": connect_timeout, "read": read_timeout, "stall": stall_timeout}
     settings = ApplySettings(
         root=project_root(ctx),
         api_url_flag=api_url,
@@ -107,10 +131,12 @@ def apply(
         yes=yes,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
         grace_seconds=env_int("CASESYNC_GRACE_SECONDS", 30),
+        timeouts=resolve_timeouts(flags | {"deadline": deadline}),
         options=ApplyOptions(
             upload_concurrency=upload_concurrency,
             api_concurrency=api_concurrency,
             wait=wait,
+            wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
         ),
@@ -134,11 +160,21 @@ def resolve(
     ],
     case_id: Annotated[
         int | None,
-        typer.Option("--case-id", metavar="ID", help="The case exists: its id on the site."),
+        typer.Option(
+            "--case-id",
+            metavar="ID",
+            callback=at_least_one,
+            help="The case exists: its id on the site.",
+        ),
     ] = None,
     study_id: Annotated[
         int | None,
-        typer.Option("--study-id", metavar="ID", help="The study exists: its id on the site."),
+        typer.Option(
+            "--study-id",
+            metavar="ID",
+            callback=at_least_one,
+            help="The study exists: its id on the site.",
+        ),
     ] = None,
     series_job: Annotated[
         str | None,
@@ -207,6 +243,17 @@ def emulator(
         float,
         typer.Option(metavar="SHARE", help="Share of connections closed mid-request (0-1)."),
     ] = 0.0,
+    drop_after_create: Annotated[
+        float,
+        typer.Option(metavar="SHARE", help="Share of creates made, then left unanswered (0-1)."),
+    ] = 0.0,
+    garbage_rate: Annotated[
+        float,
+        typer.Option(metavar="SHARE", help="Share of 2xx answers sent as an HTML page (0-1)."),
+    ] = 0.0,
+    stall: Annotated[
+        float, typer.Option(metavar="SHARE", help="Share of answers that never end (0-1).")
+    ] = 0.0,
     seed: Annotated[
         int | None, typer.Option(metavar="N", help="Seed for reproducible faults.")
     ] = None,
@@ -230,6 +277,9 @@ def emulator(
             rate_limit=None if rate_limit is None else parse_rate(rate_limit),
             url_ttl=url_ttl,
             drop_rate=drop_rate,
+            drop_after_create=drop_after_create,
+            garbage_rate=garbage_rate,
+            stall_rate=stall,
             seed=seed,
             state_file=state,
         )

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -119,10 +119,24 @@ def complete_case_keys(ctx: typer.Context, incomplete: str) -> list[str]:
     return [key for key in case_keys(root) if key.startswith(incomplete)]
 
 
-def at_least_one(value: int) -> int:
-    if value < 1:
+def at_least_one(value: int | None) -> int | None:
+    """A count or an id: 1 or more (checked here, not with min=, so help shows no 'x>=1')."""
+    if value is not None and value < 1:
         raise typer.BadParameter(f"must be at least 1, not {value}")
     return value
+
+
+def not_negative(value: float) -> float:
+    if value < 0:
+        raise typer.BadParameter(f"must be 0 or more, not {value}")
+    return value
+
+
+def seconds_option(flag: str, what: str) -> Any:
+    """A timeout flag (README, timeouts); its default lives in settings.Timeouts."""
+    return typer.Option(
+        flag, metavar="SECONDS", help=f"{what} (seconds; README, timeouts).", show_default=False
+    )
 
 
 TextJson = Literal["text", "json"]

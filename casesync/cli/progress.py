@@ -31,7 +31,7 @@ ELLIPSIS = "…"
 @dataclass
 class CaseOutcome:
     key: str
-    status: str  # done | unchanged | failed | skipped | unknown | interrupted
+    status: str  # done | unchanged | failed | skipped | unknown | processing | interrupted
     message: str = ""
     case_id: int | None = None
 

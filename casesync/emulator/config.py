@@ -14,6 +14,7 @@ DEMO_LOGIN = "demo"
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 
 ANONYMISER_CHECK_MODES = ("strict", "off")
+RATES = ("fail_rate", "drop_rate", "drop_after_create", "garbage_rate", "stall_rate")
 
 
 @dataclass
@@ -31,6 +32,9 @@ class EmulatorConfig:
     rate_limit: float | None = None  # requests per second
     url_ttl: int = 900
     drop_rate: float = 0.0
+    drop_after_create: float = 0.0  # share of creates applied, then left unanswered
+    garbage_rate: float = 0.0  # share of 2xx answers replaced by a proxy's HTML page
+    stall_rate: float = 0.0  # share of answers that start and never end
     seed: int | None = None
     state_file: Path | None = None
 
@@ -38,9 +42,10 @@ class EmulatorConfig:
         if self.anonymiser_check not in ANONYMISER_CHECK_MODES:
             modes = " or ".join(ANONYMISER_CHECK_MODES)
             raise ValueError(f"--anonymiser-check must be {modes}, not {self.anonymiser_check!r}")
-        for name in ("fail_rate", "drop_rate"):  # messages name the flags: this is what they set
+        for name in RATES:  # messages name the flags: this is what they set
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1")
+                flag = "--stall" if name == "stall_rate" else f"--{name.replace('_', '-')}"
+                raise ValueError(f"{flag} must be between 0 and 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("--rate-limit must be positive")
         if self.state_file is not None:
