@@ -105,6 +105,18 @@ def default_metavar(param: TyperOption | TyperArgument) -> str:
     return _TYPE_METAVARS.get(bare) or (param.name or "value").rsplit("_", 1)[-1].upper()
 
 
+class NamedArgument(TyperArgument):
+    """An argument shown by its metavar alone, as git does: ``SRC DST`` in the usage line
+    (typer 0.29 writes ``{SRC}``) and no ``<str>`` beside it in the list."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        name = self.metavar or self.display_name_raw
+        return [name if self.required or name.startswith("[") else f"[{name}]"]
+
+
 def finish(command: Any) -> None:
     """The standard epilog when the command has none, and a metavar on every value option."""
     if not command.epilog and command.name:
@@ -114,6 +126,8 @@ def finish(command: Any) -> None:
             continue
         if isinstance(param, TyperOption | TyperArgument) and param.metavar is None:
             param.metavar = default_metavar(param)
+        if type(param) is TyperArgument:  # pinned typer (pyproject): same object, one override
+            param.__class__ = NamedArgument
 
 
 class CasesyncGroup(TyperGroup):
