@@ -97,6 +97,38 @@ def test_validate_json_lists_problems(tmp_path: Path) -> None:
     assert document["problems"][0]["line"] == 5
 
 
+def test_every_problem_has_a_rule_code_in_json_and_github_annotations(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    write_case(tmp_path, "gender", SIMPLE_CASE.replace("Female", "F"))
+    write_case(tmp_path, "modality", SIMPLE_CASE.replace("X-ray", "Xray"))
+    write_case(tmp_path, "syntax", SIMPLE_CASE.replace("  - modality", "  modality", 1) + "x")
+    write_case(tmp_path, "extra", SIMPLE_CASE + "colour: red\n")
+    document = json.loads(casesync("validate", "-f", "json", cwd=tmp_path).stdout)
+    codes = {(p["file"].split("/")[1], p["code"]) for p in document["problems"]}
+    assert codes >= {
+        ("gender", "schema-enum"),
+        ("modality", "unknown-modality"),
+        ("syntax", "yaml-syntax"),
+        ("extra", "unknown-field"),
+        ("extra", "images-path"),  # no xr/ folder beside these manifests
+    }
+    assert all(code and code != "invalid" for _, code in codes)
+    result = casesync("validate", "--format", "github", cwd=tmp_path)
+    assert result.returncode == 3
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(document["problems"])
+    assert all(line.startswith("::error file=cases/") for line in lines)
+    assert ",line=8,col=15,title=unknown-modality::unknown modality 'Xray'" in result.stdout
+
+
+def test_yaml_syntax_errors_show_the_line_in_words(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    write_case(tmp_path, "broken", SIMPLE_CASE.replace("  - modality", "  modality", 1) + "x")
+    result = casesync("validate", cwd=tmp_path)
+    assert "YAML syntax error:" in result.stdout and "line " in result.stdout
+    assert "did not find expected" not in result.stdout + result.stderr
+
+
 def test_plan_formats_and_out_file(tmp_path: Path) -> None:
     simple_repo(tmp_path, cases=2)
     markdown = casesync("plan", "--format", "markdown", cwd=tmp_path)

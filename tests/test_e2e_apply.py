@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -362,3 +363,31 @@ def test_nothing_is_sent_when_any_case_fails_the_phi_gate(
     assert result.returncode == 3, result.stdout + result.stderr
     assert "cases/case-01/xr/frontal.dcm" in result.stdout
     assert emulator_thread.snapshot()["requests"] == {}
+
+
+def test_plan_log_and_summary_count_the_same_files_after_a_killed_run(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    emulator = make_emulator(latency_ms=40)
+    root = teaching_repo(tmp_path / "repo", cases=1, images=6)
+    slow = cli_env(root, emulator) | {"CASESYNC_UPLOAD_CONCURRENCY": "1"}
+    run = start_apply(root, emulator, env=slow)
+    while run.poll() is None and not emulator.snapshot()["stored_blobs"]:
+        time.sleep(0.002)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL
+    sent_before = emulator.snapshot()["stored_blobs"]
+    planned = cli(root, emulator, "plan")
+    to_upload = int(re.search(r"(\d+) files? \([^)]*\) to upload", planned.stdout)[1])  # type: ignore[index]
+    resumed = apply(root, emulator)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    logged = sum(
+        map(
+            int,
+            re.findall(r"upload study \d+ series \d+ done \((\d+) files? uploaded", resumed.stdout),
+        )
+    )
+    summary = re.search(r"(\d+) files? uploaded \((\d+) sent by an earlier run", resumed.stdout)
+    assert summary is not None, resumed.stdout
+    assert to_upload == logged == int(summary[1]) == 10  # 6 + 3 + 1 images
+    assert int(summary[2]) == sent_before >= 1

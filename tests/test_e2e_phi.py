@@ -64,3 +64,22 @@ def test_un_anonymised_series_sends_nothing_until_anonymised(tmp_path: Path) -> 
         [series] = study["series"]
         assert len(series["upload_ids"]) == 3 and series["image_format"] == "application/dicom"
         assert case["upload_finished"] is True
+
+
+def test_check_phi_as_github_annotations_names_file_and_rule(tmp_path: Path) -> None:
+    case_dir = raw_ct_repo(tmp_path / "repo")
+    done = subprocess.run(
+        [sys.executable, "-m", "casesync", "check-phi", "--format", "github", "raw"],
+        cwd=case_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("::")]
+    assert notes and all(
+        line.startswith(("::error file=raw/", "::warning file=raw/")) for line in notes
+    )
+    assert all(",title=" in line.split("::")[1] for line in notes)
+    assert done.stdout.splitlines()[-1] == "3 files checked: 3 failed, 0 passed with warnings."
+    assert "CompressedSamples" not in done.stdout  # never a value

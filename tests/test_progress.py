@@ -3,13 +3,17 @@ import json
 
 from rich.console import Console
 
+from casesync.cli.options import Output
 from casesync.cli.progress import (
     ApplyReport,
     CaseOutcome,
     JsonEvents,
     PlainEvents,
     RichEvents,
+    shorten_middle,
+    summary_lines,
 )
+from casesync.sync.executor import upload_detail
 from casesync.sync.plan import CasePlan, CreateCase, Plan
 
 API = "https://radiopaedia.org"
@@ -62,3 +66,80 @@ def test_rich_bars_on_a_terminal_end_with_the_same_summary() -> None:
     text = out.getvalue()
     assert "a: create case failed (boom)" in text
     assert f"{API}/cases/7" in text
+
+
+LONG_KEY = "neuro/paediatric-" + "x" * 80 + "-posterior-fossa-tumour-2024"
+
+
+def test_a_long_case_key_is_cut_in_the_middle_so_each_line_fits_80_columns() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    plan = Plan(API, (CasePlan(LONG_KEY, "T", None, (CreateCase("T"),), ()),), (), "sha256:x")
+    events = RichEvents(console)
+    events.plan(plan)
+    events.step(LONG_KEY, "create study 1", "started")
+    events.live.refresh()
+    events.close()
+    bar_lines = [line for line in out.getvalue().splitlines() if "0/1" in line]
+    assert bar_lines, out.getvalue()
+    for line in bar_lines:
+        visible = line.split("\x1b")[0] if "\x1b[" in line else line
+        assert len(visible.rstrip()) <= 80, line
+        assert "neuro/paed" in line and "…" in line and "create study 1 started" in line
+
+
+def test_shorten_middle_keeps_both_ends() -> None:
+    assert shorten_middle("abcdefghij", 7) == "abc…hij"
+    assert shorten_middle("short", 7) == "short"
+    assert len(shorten_middle(LONG_KEY, 30)) == 30
+
+
+def test_without_a_terminal_lines_are_not_padded() -> None:
+    out = io.StringIO()
+    events = PlainEvents(Output().console(plain=True))
+    events.console.file = out
+    events.plan(PLAN)
+    events.summary(report(), API)
+    lines = out.getvalue().splitlines()
+    assert lines and all(line == line.rstrip() for line in lines)
+    assert max(map(len, lines)) < 200
+    assert "\x1b" not in out.getvalue()
+
+
+def test_quiet_prints_failures_and_the_summary_verbose_also_starts() -> None:
+    def run(verbosity: int) -> str:
+        out = io.StringIO()
+        events = PlainEvents(Console(file=out, width=120), verbosity)
+        events.step("a", "create case", "started")
+        events.step("a", "create case", "done", "id 7")
+        events.step("b", "create case", "failed", "boom")
+        events.summary(report(), API)
+        return out.getvalue()
+
+    quiet, normal, verbose = run(-1), run(0), run(1)
+    assert "done" not in quiet and "b: create case failed (boom)" in quiet
+    assert "casesync apply:" in quiet
+    assert "a: create case done (id 7)" in normal and "started" not in normal
+    assert "a: create case started" in verbose
+
+
+def test_the_summary_counts_files_as_the_plan_did_after_a_resume() -> None:
+    done = ApplyReport(files_uploaded=2, files_resumed=1, files_present=4, bytes_uploaded=10)
+    text = "\n".join(summary_lines(done, API))
+    assert "3 files uploaded (1 sent by an earlier run that was stopped)" in text
+    assert "4 files of new series already on the server (not sent again)" in text
+    assert upload_detail(3, 7) == "3 files uploaded, 4 already on the server"
+    assert upload_detail(1, 1) == "1 file uploaded"
+
+
+def test_no_color_consoles_emit_no_escape_code_at_all() -> None:
+    for output in (
+        Output.from_flags(False, False, True, {}),
+        Output.from_flags(False, False, False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}),
+    ):
+        console = output.console()
+        console.file = io.StringIO()
+        console.print("[bold underline red]styled[/] https://example.org 12 MB", style="italic")
+        assert console.file.getvalue() == "styled https://example.org 12 MB\n"
+    forced = Output.from_flags(False, False, False, {"FORCE_COLOR": "1"})
+    assert forced.force_terminal and forced.color

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from test_plan import API, case, locked, manifest, series, study
 
-from casesync.cli.render import MARKDOWN_MARKER, human_bytes, render_plan, summary_line
+from casesync.cli.render import (
+    MARKDOWN_MARKER,
+    human_bytes,
+    render_plan,
+    render_problems,
+    summary_line,
+)
+from casesync.project.yamlload import Problem
 from casesync.sync.lockfile import Lock
 from casesync.sync.plan import Plan, make_plan
 
@@ -108,3 +115,32 @@ def test_every_budget_is_kept_and_the_rest_is_counted(budget: int) -> None:
 def test_a_plan_that_fits_is_not_collapsed() -> None:
     text = render_plan(big_plan(3), "markdown")
     assert text.count("<details>") == 3 and "more case" not in text
+
+
+def test_problems_as_github_annotations_and_json_carry_the_rule_code() -> None:
+    problems = [
+        Problem(
+            "cases/a/case.yaml",
+            4,
+            9,
+            "unknown modality 'CTT'",
+            "did you mean 'CT'?",
+            code="unknown-modality",
+        ),
+        Problem("cases/a/case.yaml", 1, 1, "sample", None, "warning", code="sample-case"),
+    ]
+    assert render_problems(problems, "github") == (
+        "::error file=cases/a/case.yaml,line=4,col=9,title=unknown-modality"
+        "::unknown modality 'CTT' (did you mean 'CT'?)\n"
+        "::warning file=cases/a/case.yaml,line=1,col=1,title=sample-case::sample\n"
+    )
+    document = json.loads(render_problems(problems, "json"))
+    assert [p["code"] for p in document["problems"]] == ["unknown-modality", "sample-case"]
+
+
+def test_plan_in_github_form_is_the_text_plan_plus_warning_annotations() -> None:
+    plan = sample_plan()
+    rendered = render_plan(plan, "github")
+    assert rendered.startswith(render_plan(plan, "text"))
+    notes = [line for line in rendered.splitlines() if line.startswith("::")]
+    assert len(notes) == plan.warning_count
