@@ -199,3 +199,15 @@ def test_version(tmp_path: Path) -> None:
 def test_unknown_option_is_exit_1_not_2(tmp_path: Path) -> None:
     result = casesync("plan", "--bogus", cwd=tmp_path)
     assert result.returncode == 1
+
+
+def test_messages_have_plurals_flag_names_and_no_doubled_parentheses(tmp_path: Path) -> None:
+    simple_repo(tmp_path)
+    write_case(tmp_path, "long", SIMPLE_CASE.replace("Acute appendicitis", "x" * 130))
+    result = casesync("validate", cwd=tmp_path)
+    assert "title: is 130 characters, over the limit of 120" in result.stdout
+    assert ").)" not in result.stdout and "))" not in result.stdout
+    rate = casesync("emulator", "--fail-rate", "2", "--port", "0", cwd=tmp_path)
+    assert rate.returncode == 1 and "--fail-rate must be between 0 and 1" in rate.stderr
+    mode = casesync("emulator", "--anonymiser-check", "loose", cwd=tmp_path)
+    assert "anonymiser_check" not in mode.stderr and "--anonymiser-check" in mode.stderr

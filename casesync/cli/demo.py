@@ -25,6 +25,7 @@ from casesync.errors import Refused
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.lockfile import load_lock
 from casesync.sync.workflow import prepare_plan
+from casesync.wording import plural
 
 # What a teaching repository holds; the package's tools/ and ci/ are not part of it.
 EXAMPLE_ITEMS = ("casesync.yaml", "README.md", ".gitignore", ".casesync-schemas", "cases")
@@ -89,7 +90,9 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
         say("$ casesync validate")
         prepared = prepare_plan(project, api_url_flag=base_url)
         files = len(prepared.validation.facts)
-        say(f"OK: {len(prepared.manifest.cases)} cases and {files} files are valid.\n")
+        cases = len(prepared.manifest.cases)
+        verb = "is" if cases + files == 1 else "are"
+        say(f"OK: {plural(cases, 'case')} and {plural(files, 'file')} {verb} valid.\n")
 
         say("$ casesync plan")
         say(render_plan(prepared.plan, "text"))
@@ -103,7 +106,10 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
         say(describe_remote(emulator.snapshot(), base_url))
         lock = load_lock(prepared.lock_path, base_url)
         files = sum(len(s.files) for c in lock.cases.values() for t in c.studies for s in t.series)
-        say(f"Lockfile: {prepared.lock_path} ({len(lock.cases)} cases, {files} files recorded)")
+        say(
+            f"Lockfile: {prepared.lock_path} ({plural(len(lock.cases), 'case')}, "
+            f"{plural(files, 'file')} recorded)"
+        )
         if settings.serve:
             say(serve_banner(base_url, emulator.issue_tokens()["access_token"], project))
             _wait_for_ctrl_c()
@@ -125,14 +131,10 @@ def describe_remote(snapshot: dict[str, Any], base_url: str) -> str:
         finished = ", upload finished" if case["upload_finished"] else ""
         lines.append(
             f"  case {case['id']}: {case['title']} ({case['status']}{finished}): "
-            f"{_count(len(case['studies']), 'study', 'studies')}, {len(series)} series, "
-            f"{_count(images, 'image', 'images')}"
+            f"{plural(len(case['studies']), 'study')}, {plural(len(series), 'series')}, "
+            f"{plural(images, 'image')}"
         )
     return "\n".join(lines)
-
-
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number} {one if number == 1 else many}"
 
 
 def serve_banner(base_url: str, access_token: str, project: Path) -> str:

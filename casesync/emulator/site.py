@@ -13,6 +13,7 @@ from aiohttp import web
 
 from casesync.emulator.state import STATE
 from casesync.emulator.vocabulary import SYSTEMS
+from casesync.wording import plural
 
 
 async def case_page(request: web.Request) -> web.Response:
@@ -42,7 +43,7 @@ async def case_page(request: web.Request) -> web.Response:
             series = state.series[job_id]
             label = ", ".join(str(x) for x in (series.perspective, series.specifics) if x)
             parts.append(
-                f"<li>{escape(label or 'series')}: {len(series.upload_ids)} images "
+                f"<li>{escape(label or 'series')}: {plural(len(series.upload_ids), 'image')} "
                 f"({escape(series.image_format)}), root slice {series.root_index}</li>"
             )
         parts.append("</ul>")

@@ -20,6 +20,7 @@ from typing import Any
 from casesync.files.hashing import FileFacts
 from casesync.project.manifest import ImageFile, Location, SeriesSpec
 from casesync.project.yamlload import LoadedYaml, Problem
+from casesync.wording import plural
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -171,7 +172,10 @@ def resolve_root(
     if isinstance(root_spec, int):
         if root_spec < count:
             return root_spec, None
-        return None, f"root index {root_spec} is out of range: the series has {count} images"
+        return (
+            None,
+            f"root index {root_spec} is out of range: the series has {plural(count, 'image')}",
+        )
     for index, relpath in enumerate(relpaths):
         if root_spec in (Path(relpath).name, relative_to(relpath)):
             return index, None
