@@ -133,7 +133,9 @@ def test_fresh_apply_then_rerun_sends_nothing(tmp_path: Path, emulator_thread: A
     assert result.returncode == 0, result.stdout + result.stderr
     state = emulator_thread.snapshot()
     check_matches_manifests(root, state)
-    assert "cases created" in result.stdout
+    assert (
+        "casesync apply: 3 cases, 6 studies, 9 series created; 24 files uploaded" in result.stdout
+    )
     assert f"{emulator_thread.base_url}/cases/" in result.stdout
     assert not (root / ".casesync" / "journal.jsonl").exists()
 
@@ -225,7 +227,7 @@ def test_a_token_expiring_mid_run_is_refreshed_once_and_kept(
     state = emulator.snapshot()
     check_matches_manifests(root, state)
     assert state["requests"]["POST /oauth/token"] == 1
-    kept = json.loads(credentials.read_text())
+    kept = json.loads(credentials.read_text())["logins"][emulator.base_url]
     assert kept["refresh_token"] != pair["refresh_token"]
     assert kept["access_token"] != pair["access_token"]
 
