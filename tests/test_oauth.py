@@ -4,7 +4,6 @@ is saved (a refresh rotates the pair: losing the new one locks the user out)."""
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 
