@@ -179,12 +179,13 @@ def test_identity_flags(clean: Dataset, tmp_path: Path) -> None:
     assert {"identity-not-removed", "recognizable-features"} <= found
 
 
-def test_blank_or_fixed_accepts_the_policys_fixed_values(clean: Dataset, tmp_path: Path) -> None:
-    clean.StudyDate, clean.StudyTime = "19700101", "0000"
+def test_replace_accepts_exactly_the_policys_values(clean: Dataset, tmp_path: Path) -> None:
+    clean.SeriesDate, clean.ContentTime, clean.StudyDate = "19700101", "0000", ""
     assert errors(write(clean, tmp_path / "a.dcm")) == set()
-    clean.StudyDate = "20240115"
+    clean.SeriesDate, clean.StudyDate = "20240115", "19700101"
     assert errors(write(clean, tmp_path / "b.dcm")) == {
-        ("not-fixed-point", "StudyDate (0008,0020)")
+        ("not-fixed-point", "SeriesDate (0008,0021)"),
+        ("not-fixed-point", "StudyDate (0008,0020)"),
     }
 
 
