@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 UID_PREFIX = "1.2.826.0.1.3680043.10.341.512."
+DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 
 
 class Refused(Exception):
@@ -85,6 +86,8 @@ def apply(ds: Dataset) -> Dataset:
 
 def would_change(ds: Dataset) -> list[str]:
     """Tags (GGGGEEEE) the anonymiser, or the server around it, would change; [] = accepted."""
+    if ds.file_meta.get("TransferSyntaxUID") in DEFLATED:
+        return ["unreadable"]  # the server's parser cannot read deflate
     try:
         after = apply(ds)
     except Refused:
