@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 UID_PREFIX = "1.2.826.0.1.3680043.10.341.512."
+UNKNOWN_VRS = ("OD", "OF", "OL", "OV", "SV", "UV")
 DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 
 
@@ -88,6 +89,8 @@ def would_change(ds: Dataset) -> list[str]:
     """Tags (GGGGEEEE) the anonymiser, or the server around it, would change; [] = accepted."""
     if ds.file_meta.get("TransferSyntaxUID") in DEFLATED:
         return ["unreadable"]  # the server's parser cannot read deflate
+    if any(element.VR in UNKNOWN_VRS for element in ds):
+        return ["unreadable"]  # "Invalid vr type OF": its parser knows no OD, OF, OL, OV, SV, UV
     try:
         after = apply(ds)
     except Refused:

@@ -178,5 +178,16 @@ def test_level_one_refusals_and_unread_pixel_tags() -> None:
     ds = dataset(SC, RecognizableVisualFeatures="YES", BurnedInAnnotation="YES")
     assert changes(ds, unread=[0x7FE00010, 0x7FE00008]) == [
         Change(0x00280302, "refused", "YES: the anonymiser refuses the file"),
-        Change(0x7FE00008, "removed", "would be removed"),
+        Change(0x7FE00008, "unreadable", "VR OF: the server's parser cannot read the file at all"),
     ]
+
+
+def test_vrs_the_servers_parser_does_not_know_are_unreadable_even_when_kept() -> None:
+    ds = dataset(MR)
+    ds.add_new(0x56000010, "OF", b"\0\0\0\0")  # FirstOrderPhaseCorrectionAngle: kept
+    ds.add_new(0x00660022, "OD", b"")  # an empty OD too: "Invalid vr type OD"
+    assert {c.tag: c.kind for c in changes(ds)} == {
+        0x56000010: "unreadable",
+        0x00660022: "unreadable",
+    }
+    assert load_policy().catch_all[0x56000010].action == "keep"

@@ -38,6 +38,7 @@ from casesync.phi.policy import (
     DEFLATED_SYNTAXES,
     REMOVE,
     SERVER_READABLE_SYNTAXES,
+    SERVER_READABLE_VRS,
     SLICE_LOCATION,
     SLICE_LOCATION_MAX,
     SOP_INSTANCE_UID,
@@ -50,6 +51,7 @@ from casesync.phi.policy import (
 from casesync.phi.report import expand_paths
 
 KEY_BYTES = 32
+KEPT_VRS = SERVER_READABLE_VRS - {"SQ", "PN", "AS"}
 SERIES_DESCRIPTION = 0x0008103E
 INSTANCE_NUMBER = 0x00200013
 NUMBER_OF_FRAMES = 0x00280008
@@ -136,8 +138,9 @@ def anonymise_dataset(ds: Dataset, options: Options) -> str:
         rule = rules.get(tag, REMOVE)
         if tag == SERIES_DESCRIPTION and not options.keep_series_description:
             del ds[tag]
-        elif rule.action == "keep" and element.VR not in ("SQ", "PN", "AS"):
-            # sequence items may hold anything, names and ages are refused: both left out
+        elif rule.action == "keep" and element.VR in KEPT_VRS:
+            # left out: sequences (their items may hold anything), names and ages (refused),
+            # and VRs the server's parser cannot read
             if tag == SLICE_LOCATION:
                 element.value = _clip_slice_location(element_text(element))
         elif rule.action == "replace" and rule.value:

@@ -54,8 +54,17 @@ SERVER_READABLE_SYNTAXES = frozenset(
     | {"1.2.840.10008.1.2.5", "1.2.840.10008.1.2.6.1"}
 )
 
+# The VRs the server's parser knows; an element of any other VR (OF, OD, OL, OV, SV, UV) makes
+# it fail on the whole file ("Invalid vr type OF"), even where the policy keeps the element.
+SERVER_READABLE_VRS = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OW"}
+    | {"PN", "SH", "SL", "SQ", "SS", "ST", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT"}
+)
+
 Action = Literal["keep", "remove", "replace", "regenerate"]
-ChangeKind = Literal["removed", "replaced", "regenerated", "stamped", "clipped", "refused"]
+ChangeKind = Literal[
+    "removed", "replaced", "regenerated", "stamped", "clipped", "refused", "unreadable"
+]
 
 
 class Rule(NamedTuple):
@@ -66,6 +75,7 @@ class Rule(NamedTuple):
 
 
 REMOVE = Rule("remove")
+UNREADABLE_VR = "VR {}: the server's parser cannot read the file at all"
 
 
 class Change(NamedTuple):
@@ -152,10 +162,13 @@ Element = DataElement | RawDataElement
 
 def element_vr(element: Element) -> str:
     """The element's VR as stored, else the dictionary's (implicit VR files), else UN."""
-    if element.VR:
-        return str(element.VR)
+    return str(element.VR) if element.VR else _dictionary_vr(int(element.tag))
+
+
+def _dictionary_vr(tag: int) -> str:
+    """The dictionary's VR; of an ambiguous one ("OB or OW", "US or SS") the first."""
     try:
-        return str(dictionary_VR(int(element.tag)))
+        return str(dictionary_VR(tag)).split(" or ")[0]
     except KeyError:
         return "UN"
 
@@ -228,7 +241,10 @@ def changes(
     rules = policy.rules_for(sop_class_of(ds))
     found: list[Change] = []
     for tag in unread:
-        if rules.get(tag, REMOVE).action != "keep":
+        vr = _dictionary_vr(tag)
+        if vr not in SERVER_READABLE_VRS:
+            found.append(Change(tag, "unreadable", UNREADABLE_VR.format(vr)))
+        elif rules.get(tag, REMOVE).action != "keep":
             found.append(Change(tag, "removed", "would be removed"))
     for element in ds.elements():
         tag = int(element.tag)
@@ -247,6 +263,8 @@ def _element_change(tag: int, element: Element, rule: Rule, policy: Policy) -> C
     if tag in policy.stamped:
         return None  # judged once, after the rules, like the anonymiser's stamp
     vr = element_vr(element)
+    if vr not in SERVER_READABLE_VRS:
+        return Change(tag, "unreadable", UNREADABLE_VR.format(vr))
     if tag == SOP_INSTANCE_UID and not SOP_INSTANCE_UID_IN_DATASET:
         return Change(
             tag,
