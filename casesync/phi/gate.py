@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import struct
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,10 +18,10 @@ import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
 
 from casesync.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
 from casesync.phi.cache import PhiCache
+from casesync.phi.elements import read_after_pixels
 from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize
 from casesync.phi.images import metadata_fields
 from casesync.phi.parallel import FilePool
@@ -75,8 +74,6 @@ ROWS = 0x00280010
 SERIES_DESCRIPTION = 0x0008103E
 TRANSFER_SYNTAX_UID = 0x00020010
 NO_LO_WARNING = frozenset({SERIES_DESCRIPTION, *load_policy().stamped})
-PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-ITEM, SEQUENCE_DELIMITATION = 0xFFFEE000, 0xFFFEE0DD
 DATE_LIKE = re.compile(
     r"\d{6,}|(19|20)\d\d[-/.](0?[1-9]|1[0-2])[-/.]\d\d?|\d\d?[-/.]\d\d?[-/.](19|20)\d\d"
 )
@@ -142,7 +139,7 @@ def _check_dicom(handle: BinaryIO, reviewed: bool) -> Iterator[Finding]:
     unread: list[int] = []
     refusal = _refusal(ds)
     if refusal is None and syntax not in DEFLATED_SYNTAXES:
-        refusal = _read_after_pixels(handle, ds, unread)
+        refusal = read_after_pixels(handle, ds, unread, _native_image_bytes(ds))
     if refusal:
         yield _unsupported(refusal)
         return
@@ -186,94 +183,6 @@ def _refusal(ds: Dataset) -> str | None:
 def _in_class(sop_class: str, number: str) -> bool:
     full = STORAGE + number
     return sop_class == full or sop_class.startswith(full + ".")
-
-
-def _read_after_pixels(handle: BinaryIO, ds: Dataset, unread: list[int]) -> str | None:
-    """Skip the pixel data by its length, read every element after it into ``ds``.
-
-    Returns why the file is truncated or corrupt, else None; ``unread`` gets the tags of the
-    pixel elements whose values were skipped. The pixel bytes themselves are never read.
-    """
-    implicit, little = ds.original_encoding
-    size = os.fstat(handle.fileno()).st_size
-    first = True
-    while handle.tell() < size:
-        start = handle.tell()
-        head = handle.read(12)
-        if len(head) < 8:
-            return "truncated: an element header is cut short"
-        group, element = struct.unpack("<HH" if little else ">HH", head[:4])
-        tag = group << 16 | element
-        if tag not in PIXEL_TAGS:
-            handle.seek(start)
-            problem = _read_elements(handle, ds, bool(implicit), bool(little))
-            if problem:
-                return problem
-            continue
-        unread.append(tag)
-        problem = _skip_pixels(handle, ds, head, bool(implicit), bool(little), size, first)
-        if problem:
-            return problem
-        first = False
-    return "no pixel data" if first else None
-
-
-def _read_elements(handle: BinaryIO, ds: Dataset, implicit: bool, little: bool) -> str | None:
-    """Read top-level elements up to the next pixel element (or the end) into ``ds``."""
-    start = handle.tell()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            part = read_dataset(handle, implicit, little, stop_when=_at_pixels)
-    except Exception as exc:  # pydicom raises many types on corrupt input
-        return f"elements after the pixel data are corrupt ({type(exc).__name__})"
-    if handle.tell() <= start:
-        return "elements after the pixel data are corrupt"
-    for element in part.elements():
-        ds[element.tag] = element
-    return None
-
-
-def _at_pixels(tag: int, vr: str | None, length: int) -> bool:
-    return tag in PIXEL_TAGS
-
-
-def _skip_pixels(
-    handle: BinaryIO, ds: Dataset, head: bytes, implicit: bool, little: bool, size: int, first: bool
-) -> str | None:
-    """Move past one pixel element's value; catch truncation cheaply."""
-    order = "<" if little else ">"
-    start = handle.tell() - len(head)
-    if implicit or head[4:6] not in (b"OB", b"OW", b"OF", b"OD", b"UN"):
-        (length,) = struct.unpack(order + "I", head[4:8])
-        value_start = start + 8
-    else:
-        (length,) = struct.unpack(order + "I", head[8:12])
-        value_start = start + 12
-    if length == 0xFFFFFFFF:
-        handle.seek(value_start)
-        return _skip_fragments(handle, order, size)
-    if value_start + length > size:
-        return "truncated: the pixel data is shorter than its header says"
-    if first and length < _native_image_bytes(ds):
-        return "truncated: the pixel data holds fewer bytes than Rows x Columns x frames need"
-    handle.seek(value_start + length)
-    return None
-
-
-def _skip_fragments(handle: BinaryIO, order: str, size: int) -> str | None:
-    """Walk encapsulated pixel data by its item headers up to the sequence delimiter."""
-    while True:
-        item = handle.read(8)
-        if len(item) < 8:
-            return "truncated: encapsulated pixel data has no end"
-        group, element, length = struct.unpack(order + "HHI", item)
-        tag = group << 16 | element
-        if tag == SEQUENCE_DELIMITATION:
-            return None
-        if tag != ITEM or length == 0xFFFFFFFF or handle.tell() + length > size:
-            return "truncated: encapsulated pixel data has no end"
-        handle.seek(length, os.SEEK_CUR)
 
 
 def _native_image_bytes(ds: Dataset) -> int:
