@@ -122,3 +122,21 @@ def test_images_are_not_checked_and_broken_dicom_is_refused() -> None:
     for cut in (200, 1000, len(complete) - 100):  # in the meta group, the dataset, the pixels
         message = first_violation(complete[:cut])
         assert message is not None and message.startswith("Validation failed: Uploaded data")
+
+
+def test_uncompressed_422_is_complete_at_two_samples_per_pixel() -> None:
+    source = dcmread(get_testdata_file("SC_ybr_full_422_uncompressed.dcm", download=False))
+    data = compliant_dicom()
+    dataset = dcmread(BytesIO(data))
+    for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored"):
+        setattr(dataset, keyword, source[keyword].value)
+    dataset.HighBit, dataset.PlanarConfiguration = source.HighBit, 0
+    dataset.PhotometricInterpretation = "YBR_FULL_422"
+    dataset.PixelData = source.PixelData
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert first_violation(out.getvalue()) is None
+    dataset.PixelData = source.PixelData[:-2]
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert first_violation(out.getvalue()) is not None

@@ -58,6 +58,8 @@ def _complete_image(dataset: Dataset) -> bool:
     try:
         frames = int(dataset.get("NumberOfFrames") or 1)
         samples = int(dataset.get("SamplesPerPixel") or 1)
+        if str(dataset.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+            samples = 2  # 4:2:2 stores two samples per pixel, not three
         expected = dataset.Rows * dataset.Columns * samples * frames * dataset.BitsAllocated // 8
     except (AttributeError, TypeError, ValueError):
         return False
