@@ -355,3 +355,17 @@ def test_values_the_anonymiser_writes_itself_pass(clean: Dataset, tmp_path: Path
     clean.Manufacturer = clean.ManufacturerModelName = "REMOVED"
     clean.SeriesDate, clean.SeriesTime = "19700101", "0000"
     assert errors(write(clean, tmp_path / "sc.dcm")) == set()
+
+
+def test_a_syntax_the_servers_parser_cannot_read_fails_and_is_not_anonymised(
+    tmp_path: Path,
+) -> None:
+    ds = clean_jpeg2000()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.201"  # HTJ2K: not in its parser
+    (tmp_path / "src").mkdir()
+    path = write(ds, tmp_path / "src" / "htj2k.dcm")
+    assert errors(path) == {("transfer-syntax", "TransferSyntaxUID (0002,0010)")}
+    assert first_violation(path.read_bytes()) is not None
+    report = anonymise_tree(tmp_path / "src", tmp_path / "out", OPTIONS.key)
+    assert report.written == 0
+    assert "the server cannot read transfer syntax" in report.skipped[0].reason
