@@ -238,7 +238,7 @@ def _check_elements(ds: Dataset, unread: Sequence[int]) -> Iterator[Finding]:
     """Rule 2 over the top-level elements and inside every sequence, then rule 1."""
     rules = load_policy().rules_for(sop_class_of(ds))
     named: set[int] = set()
-    for element in list(ds.elements()):  # raw elements: parsing each one is the slow part
+    for element in list(ds.values()):  # raw elements: parsing each one is the slow part
         tag = int(element.tag)
         vr = element_vr(element)
         if is_empty(element, vr):

@@ -246,7 +246,7 @@ def changes(
             found.append(Change(tag, "unreadable", UNREADABLE_VR.format(vr)))
         elif rules.get(tag, REMOVE).action != "keep":
             found.append(Change(tag, "removed", "would be removed"))
-    for element in ds.elements():
+    for element in ds.values():  # as stored: parsing each value is the slow part
         tag = int(element.tag)
         change = _element_change(tag, element, rules.get(tag, REMOVE), policy)
         if change is not None:
