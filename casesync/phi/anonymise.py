@@ -29,7 +29,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import format_number_as_ds
 
 from casesync.errors import ConfigError, Refused
-from casesync.formats import DICOM, JPEG, PNG, sniff_file
+from casesync.files.formats import DICOM, JPEG, PNG, sniff_file
 from casesync.phi.gate import check_file
 from casesync.phi.images import strip_metadata
 from casesync.phi.parallel import FilePool

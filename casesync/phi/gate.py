@@ -19,7 +19,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from casesync.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
+from casesync.files.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
 from casesync.phi.cache import PhiCache
 from casesync.phi.elements import read_after_pixels
 from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize
