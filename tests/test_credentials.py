@@ -19,6 +19,7 @@ from repofactory import write_project
 from typer.testing import CliRunner
 
 import casesync.api.credentials
+import casesync.cli.commands_auth
 from casesync.api.client import RadiopaediaClient
 from casesync.api.credentials import (
     Credentials,
@@ -434,3 +435,22 @@ def test_cli_login_in_a_project_without_a_server_says_how_to_name_it(
     assert result.exit_code == 0, result.output
     assert f"add the line 'api_url: {url}' to {project / 'casesync.yaml'}" in result.output
     assert (project / "casesync.yaml").read_text() == "version: 1\n"  # no terminal: not written
+
+
+def test_cli_login_in_a_project_writes_the_server_when_the_user_says_yes(
+    tmp_path: Path, emulator_thread: EmulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(casesync.cli.commands_auth, "interactive", lambda: True)
+    project = write_project(tmp_path / "repo", "version: 1  # no newline at the end")
+    url = emulator_thread.base_url
+    code = emulator_thread.authorization_code()
+    args = ["-C", str(project), "login", "--api-url", url, "--client-id", DEMO_CLIENT.client_id]
+    env = {**cli_env(tmp_path / "credentials.json")}
+    env["CASESYNC_CLIENT_SECRET"] = DEMO_CLIENT.client_secret
+    result = CliRunner().invoke(app, [*args, "--code", code], input="y\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "so this project uses it? [y/N]" in result.output
+    text = (project / "casesync.yaml").read_text()
+    assert text == f"version: 1  # no newline at the end\napi_url: {url}\n"
+    whoami = CliRunner().invoke(app, ["-C", str(project), "whoami"], env=env)
+    assert whoami.output.startswith(f"demo on {url} (from api_url in casesync.yaml)")

@@ -107,7 +107,12 @@ def login(
     asyncio.run(auth.login(url, client, code, redirect_uri, path, resolve_timeouts()))
     typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
     if root is not None and not named:
-        _offer_to_name_the_server(ctx, root, url, ask=not yes and sys.stdin.isatty())
+        _offer_to_name_the_server(ctx, root, url, ask=not yes and interactive())
+
+
+def interactive() -> bool:
+    """A person can answer a question (login itself may have read its code from a pipe)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def _offer_to_name_the_server(ctx: typer.Context, root: Path, url: str, ask: bool) -> None:
