@@ -12,8 +12,8 @@ from casesync.cli.progress import (
     RichEvents,
     shorten_middle,
     summary_lines,
+    upload_detail,
 )
-from casesync.sync.executor import upload_detail
 from casesync.sync.plan import CasePlan, CreateCase, Plan
 
 API = "https://radiopaedia.org"

@@ -260,6 +260,13 @@ def summary_lines(report: ApplyReport, api_url: str) -> list[str]:
     return lines
 
 
+def upload_detail(planned: int, files: int) -> str:
+    """What a series upload did, in the plan's terms: the files it counted, then the rest."""
+    sent = f"{plural(planned, 'file')} uploaded"
+    rest = files - planned
+    return sent if rest <= 0 else f"{sent}, {rest} already on the server"
+
+
 def shorten_middle(text: str, width: int) -> str:
     """``ct-brain-…-2024`` style: the start and end of a key say the most about it."""
     if len(text) <= width:

@@ -27,7 +27,7 @@ from casesync.api.models import (
     UploadSlot,
     User,
 )
-from casesync.cli.progress import ApplyReport, CaseOutcome, Events
+from casesync.cli.progress import ApplyReport, CaseOutcome, Events, upload_detail
 from casesync.errors import (
     ApiError,
     AuthError,
@@ -49,7 +49,6 @@ from casesync.sync.plan import (
 )
 from casesync.sync.settle import judge
 from casesync.sync.waiting import Clock, JobWaiter, MonotonicClock, StillProcessing
-from casesync.wording import plural
 
 T = TypeVar("T")
 CASE_CREATE_ATTEMPTS = 3
@@ -523,10 +522,3 @@ class Executor:
 
     def _uploaded(self, count: int) -> None:
         self.events.uploaded(count)
-
-
-def upload_detail(planned: int, files: int) -> str:
-    """What a series upload did, in the plan's terms: the files it counted, then the rest."""
-    sent = f"{plural(planned, 'file')} uploaded"
-    rest = files - planned
-    return sent if rest <= 0 else f"{sent}, {rest} already on the server"
