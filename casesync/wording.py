@@ -12,12 +12,12 @@ def plural(count: int, word: str) -> str:
 
 
 def with_hint(message: str, hint: str | None) -> str:
-    """``message (hint)``; a hint that has its own parentheses or sentences follows a
-    semicolon instead, so nothing ends in ``).)``."""
+    """``message (hint)``; a hint that has its own parentheses or sentences, or a message that
+    ends in parentheses, gets a semicolon instead, so nothing reads ``).)`` or ``) (``."""
     if not hint:
         return message
     hint = hint.strip()
-    if "(" in hint or ". " in hint or hint.endswith("."):
+    if "(" in hint or ". " in hint or hint.endswith(".") or message.endswith(")"):
         return f"{message}; {hint.rstrip('.')}"
     return f"{message} ({hint})"
 

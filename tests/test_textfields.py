@@ -101,7 +101,7 @@ def test_without_a_format_inline_html_is_sent_as_written(tmp_path: Path) -> None
         ),
         (
             "body_file: latin1.md",
-            "cases/a/case.yaml:6:12: error: 'latin1.md' is not UTF-8 text (byte 1) (save it as UTF-8)",
+            "cases/a/case.yaml:6:12: error: 'latin1.md' is not UTF-8 text (byte 1); save it as UTF-8",
         ),
         (
             "body: <p onclick='steal()'>x</p>",

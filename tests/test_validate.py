@@ -57,11 +57,11 @@ def test_project_defaults_merge_under_cases(tmp_path: Path) -> None:
         ),
         (
             SIMPLE_CASE.replace("X-ray", "xray"),
-            "cases/a/case.yaml:8:15: error: unknown modality 'xray' (matched literally) (did you mean 'X-ray'?)",
+            "cases/a/case.yaml:8:15: error: unknown modality 'xray' (matched literally); did you mean 'X-ray'?",
         ),
         (
             SIMPLE_CASE.replace("X-ray", "MR"),
-            "cases/a/case.yaml:8:15: error: unknown modality 'MR' (matched literally) (did you mean 'MRI'?)",
+            "cases/a/case.yaml:8:15: error: unknown modality 'MR' (matched literally); did you mean 'MRI'?",
         ),
         (
             SIMPLE_CASE.replace("Female", "female"),
@@ -103,7 +103,7 @@ def test_project_defaults_merge_under_cases(tmp_path: Path) -> None:
         ),
         (
             SIMPLE_CASE.replace("images: xr", "images: xr\n        root: 5"),
-            "cases/a/case.yaml:12:15: error: root index 5 is out of range: the series has 1 images",
+            "cases/a/case.yaml:12:15: error: root index 5 is out of range: the series has 1 image",
         ),
         (
             SIMPLE_CASE.replace("images: xr", "images: xr\n        root: other.png"),
@@ -316,7 +316,7 @@ def test_a_series_reports_every_problem_at_once(tmp_path: Path) -> None:
     )
     assert messages(root) == [
         "cases/a/case.yaml:11:17: error: duplicate image in the series: cases/a/xr/2.png has the same content as cases/a/xr/1.png (remove one of them: each slice must be a distinct image)",
-        "cases/a/case.yaml:11:17: error: series mixes formats (image/gif, image/png) (put each format in its own series)",
+        "cases/a/case.yaml:11:17: error: series mixes formats (image/gif, image/png); put each format in its own series",
         "cases/a/case.yaml:12:15: error: root index 7 is out of range: the series has 3 images",
     ]
 

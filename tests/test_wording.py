@@ -31,6 +31,9 @@ def test_a_hint_with_its_own_parentheses_never_doubles_them() -> None:
     assert with_hint("unknown modality", "did you mean 'CT'?") == (
         "unknown modality (did you mean 'CT'?)"
     )
+    assert with_hint("unknown modality 'Xray' (matched literally)", "did you mean 'X-ray'?") == (
+        "unknown modality 'Xray' (matched literally); did you mean 'X-ray'?"
+    )
     assert (
         str(ConfigError("bad", hint="see the README (Install).")) == "bad; see the README (Install)"
     )

@@ -23,7 +23,7 @@ def test_duplicate_keys_are_reported_with_both_lines() -> None:
     assert loaded.data["title"] == "A"
     [problem] = loaded.problems
     assert str(problem) == (
-        "case.yaml:3:1: error: duplicate key 'title' (first at line 1) (remove one of them)"
+        "case.yaml:3:1: error: duplicate key 'title' (first at line 1); remove one of them"
     )
 
 
