@@ -101,7 +101,7 @@ def choose_api_url(
             choice = ServerChoice(check_api_url(logins[0]), "the only stored login")
         else:
             choice = ServerChoice(DEFAULT_API_URL, "the default")
-    log.debug("server: %s (from %s)", choice.url, choice.source)
+    log.info("server: %s (from %s)", choice.url, choice.source)  # -v and --debug show it
     return choice
 
 

@@ -59,7 +59,7 @@ def test_a_stored_login_is_checked_like_any_url() -> None:
         choose_api_url(None, None, lambda: ["http://example.org"], {})
 
 
-def test_debug_logs_the_choice_and_its_source(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="casesync"):
+def test_verbose_and_debug_log_the_choice_and_its_source(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="casesync"):
         choose_api_url(None, YAML, env={})
     assert f"server: {YAML} (from api_url in casesync.yaml)" in caplog.text
