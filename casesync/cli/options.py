@@ -146,7 +146,10 @@ PlanFormat = Literal["text", "json", "markdown", "github"]
 ApiUrlOption = Annotated[
     str | None,
     typer.Option(
-        "--api-url", metavar="URL", help="Radiopaedia API base URL (README, 'Which server')."
+        "--api-url",
+        metavar="URL",
+        help="The server. Without it: CASESYNC_API_URL, else api_url in casesync.yaml, else "
+        "the only stored login, else https://radiopaedia.org.",
     ),
 ]
 LockfileOption = Annotated[
