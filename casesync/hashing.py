@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from casesync.cachedb import open_cache
-from casesync.dicomheader import position_along_normal, read_slice_keys
+from casesync.dicomheader import instance_number, position_along_normal, read_slice_keys
 from casesync.errors import ConfigError
 from casesync.formats import DICOM, sniff_format
 
@@ -175,18 +175,12 @@ def dicom_slice_keys(path: Path) -> tuple[int | None, float | None]:
         )
     except Exception:  # unreadable headers are reported by validation and the PHI gate
         return None, None
-    instance = _int_or_none(header.get("InstanceNumber"))
+    value = header.get("InstanceNumber")
+    instance = instance_number(str(value)) if value is not None else None
     position = _position_along_normal(
         header.get("ImagePositionPatient"), header.get("ImageOrientationPatient")
     )
     return instance, position
-
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def _position_along_normal(position: object, orientation: object) -> float | None:
