@@ -205,14 +205,19 @@ def schema(
 
 @app.command("check-phi")
 def check_phi(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to check.", exists=True)],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Output format: text or json.")
     ] = "text",
 ) -> None:
-    """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
+    """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails.
+
+    Inside a project, results are cached in its .casesync/cache like validate's.
+    """
     _check_format(fmt, ("text", "json"))
-    typer.echo(phi_cli.check_phi(paths, fmt), nl=False)
+    cache_path = phi_cli.project_cache_path(_start_dir(ctx))
+    typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
 
 
 @app.command()

@@ -27,9 +27,10 @@ from casesync.manifest import (
     StudySpec,
 )
 from casesync.phi import gate
+from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
 from casesync.schema import schema_problems
 from casesync.seriesfiles import order_slices, resolve_root, select_files
-from casesync.settings import PROJECT_FILE, STATE_DIR
+from casesync.settings import PROJECT_FILE, cache_dir
 from casesync.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
@@ -62,10 +63,6 @@ class _DraftSeries:
     case_dir: Path
     relpaths: list[str]
     explicit_order: bool
-
-
-def cache_dir(root: Path) -> Path:
-    return root / STATE_DIR / "cache"
 
 
 def validate_project(
@@ -261,7 +258,7 @@ def _phi_gate(
     """
     specs = [spec for spec in series_specs.values() if spec is not None]
     flagged_all: list[gate.FileReport] = []
-    cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
+    cache = gate.PhiCache(cache_dir(root) / PHI_CACHE_FILE) if use_cache else None
     try:
         for reviewed in (False, True):
             known_clean = cache.clean_series(reviewed) if cache else set()
