@@ -34,9 +34,8 @@ from casesync.resolve import resolve as resolve_unknown
 from casesync.scaffold import init_project, refresh_editor_schemas
 from casesync.schema import schema_text
 from casesync.settings import debug_from_env, env_int, find_project_root
-from casesync.validate import validate_project
+from casesync.validate import ValidationResult, validate_project
 from casesync.workflow import InvalidProject, prepare_plan
-from casesync.yamlload import Problem
 
 app = typer.Typer(
     name="casesync",
@@ -121,11 +120,11 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(allowed)}")
 
 
-def _print_problems(problems: list[Problem], fmt: str) -> None:
+def _print_problems(result: ValidationResult, fmt: str) -> None:
     if fmt == "json":
-        typer.echo(render_problems_json(problems), nl=False)
-    elif problems:
-        typer.echo(render_problems_text(problems), nl=False)
+        typer.echo(render_problems_json(result.problems, result.advice), nl=False)
+    elif result.problems:
+        typer.echo(render_problems_text(result.problems, result.advice), nl=False)
 
 
 @app.command()
@@ -148,7 +147,7 @@ def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
     refresh_editor_schemas(root)
     with hashing_progress() as progress:
         result = validate_project(root, progress=progress)
-    _print_problems(result.problems, fmt)
+    _print_problems(result, fmt)
     if result.manifest is None:
         raise InvalidProject(result)
     if fmt == "text":
@@ -181,10 +180,8 @@ def plan(
                 root, api_url_flag=api_url, lock_path=lockfile, progress=progress
             )
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, "json" if fmt == "json" else "text")
+        _print_problems(exc.result, "json" if fmt == "json" else "text")
         raise
-    if fmt == "text":
-        _print_problems(prepared.validation.warnings, "text")
     typer.echo(render_plan(prepared.plan, fmt), nl=False)
     if out is not None:
         atomic_write_text(out, render_json(prepared.plan))
@@ -211,10 +208,7 @@ def check_phi(
         str, typer.Option("--format", "-f", help="Output format: text or json.")
     ] = "text",
 ) -> None:
-    """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails.
-
-    Inside a project, results are cached in its .casesync/cache like validate's.
-    """
+    """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
     _check_format(fmt, ("text", "json"))
     cache_path = phi_cli.project_cache_path(_start_dir(ctx))
     typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
@@ -313,7 +307,7 @@ def apply(
     try:
         run_apply(settings, _apply_events(fmt), lambda: typer.confirm("Apply?", default=False))
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, fmt)
+        _print_problems(exc.result, fmt)
         raise
 
 

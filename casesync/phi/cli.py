@@ -42,7 +42,7 @@ def check_phi(paths: list[Path], fmt: str, cache_path: Path | None = None) -> st
         sys.stdout.write(text)
         raise ValidationFailed(
             f"{failed} of {len(reports)} file(s) failed the PHI gate",
-            hint="see the lines above; 'casesync anonymise SRC DST' fixes most of them",
+            hint="see the lines above",
         )
     return text
 
