@@ -7,7 +7,7 @@ from typing import Any
 
 from repofactory import write_case, write_pngs, write_project
 
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
 
 CASE_YAML = """
 title: Teaching case {index}

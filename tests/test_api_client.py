@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from authfactory import DEMO_CLIENT, tokens_for
 from emulator_helpers import DICOM, EmulatorFactory, compliant_dicom
-from tests_auth import DEMO_CLIENT, tokens_for
 
 from casesync.api.client import RadiopaediaClient
+from casesync.api.credentials import TokenProvider
 from casesync.api.models import CaseFields, SeriesFields, StudyFields, UploadSlot
 from casesync.api.pacer import Pacer, RetryPolicy, retry_after_seconds
-from casesync.auth import TokenProvider
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
 

@@ -11,9 +11,9 @@ from phifactory import clean_ct, write
 from repofactory import SIMPLE_CASE, write_case, write_project
 from rich.console import Console
 
-from casesync.apply import ApplySettings, run_apply
+from casesync.cli.progress import JsonEvents, PlainEvents
 from casesync.errors import Refused
-from casesync.progress import JsonEvents, PlainEvents
+from casesync.sync.apply import ApplySettings, run_apply
 
 
 def project_with_phi_warnings(root: Path) -> Path:

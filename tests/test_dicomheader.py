@@ -11,8 +11,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ImplicitVRLittleEndian
 
-from casesync.dicomheader import read_slice_keys
-from casesync.hashing import CHUNK_BYTES, compute_facts, dicom_slice_keys
+from casesync.files.dicomheader import read_slice_keys
+from casesync.files.hashing import CHUNK_BYTES, compute_facts, dicom_slice_keys
 
 TEST_FILES = Path(get_testdata_file("CT_small.dcm", download=False)).parent
 

@@ -20,10 +20,10 @@ from phifactory import clean_ct, write
 from repofactory import write_pngs
 
 from casesync.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorThread
-from casesync.journal import Ledger
-from casesync.lockfile import load_lock
-from casesync.resolve import Answer, resolve
-from casesync.runlock import read_owner
+from casesync.sync.journal import Ledger
+from casesync.sync.lockfile import load_lock
+from casesync.sync.resolve import Answer, resolve
+from casesync.sync.runlock import read_owner
 
 MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
 

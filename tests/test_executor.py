@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from authfactory import tokens_for
 from helpers import add_study, check_matches_manifests, teaching_repo
-from tests_auth import tokens_for
 
 from casesync.api.client import RadiopaediaClient
-from casesync.apply import settle_and_plan
+from casesync.cli.progress import ApplyReport
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, OutcomeUnknown, Refused
-from casesync.executor import ApiClient, ApplyOptions, Executor
-from casesync.lockfile import load_lock
-from casesync.progress import ApplyReport
-from casesync.resolve import Answer, resolve
+from casesync.sync.apply import settle_and_plan
+from casesync.sync.executor import ApiClient, ApplyOptions, Executor
+from casesync.sync.lockfile import load_lock
+from casesync.sync.resolve import Answer, resolve
 
 
 class Recorder:

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from casesync.errors import LockfileError
-from casesync.journal import Ledger, journal_path
-from casesync.lockfile import Lock, load_lock
+from casesync.sync.journal import Ledger, journal_path
+from casesync.sync.lockfile import Lock, load_lock
 
 API = "http://127.0.0.1:1"
 
@@ -128,8 +128,8 @@ def _raw(intent: object) -> dict[str, object]:
 
 
 def test_recovery_removes_temp_files_a_killed_lock_write_left(tmp_path: Path) -> None:
-    from casesync.journal import Ledger
-    from casesync.lockfile import Lock
+    from casesync.sync.journal import Ledger
+    from casesync.sync.lockfile import Lock
 
     lock_path = tmp_path / "casesync.lock"
     leftover = tmp_path / ".casesync.lock.abc123.tmp"

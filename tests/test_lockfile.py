@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from casesync.errors import LockfileError
-from casesync.lockfile import (
+from casesync.sync.lockfile import (
     Lock,
     LockedCase,
     LockedFile,
@@ -121,7 +121,7 @@ def test_each_file_is_one_line_so_diffs_stay_small(tmp_path: Path) -> None:
 def test_the_lock_matches_its_published_schema(tmp_path: Path) -> None:
     from jsonschema import Draft202012Validator
 
-    from casesync.schema import schema_text
+    from casesync.project.schema import schema_text
 
     validator = Draft202012Validator(json.loads(schema_text("lock")))
     assert list(validator.iter_errors(json.loads(sample_lock().to_json()))) == []

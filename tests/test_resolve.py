@@ -4,10 +4,10 @@ import pytest
 from repofactory import write_project
 
 from casesync.errors import ConfigError
-from casesync.journal import Ledger, journal_path
-from casesync.lockfile import load_lock
-from casesync.resolve import Answer, resolve
 from casesync.settings import DEFAULT_API_URL as API
+from casesync.sync.journal import Ledger, journal_path
+from casesync.sync.lockfile import load_lock
+from casesync.sync.resolve import Answer, resolve
 
 
 def pending_study(root: Path) -> Ledger:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from casesync.errors import ExitCode, Refused
-from casesync.runlock import read_owner, run_lock
+from casesync.sync.runlock import read_owner, run_lock
 
 
 def test_a_second_holder_is_refused_with_the_owner(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from casesync.runlock import run_lock
+from casesync.sync.runlock import run_lock
 with run_lock(Path(sys.argv[1]), print, "casesync apply (killed)"):
     print("holding", flush=True)
     time.sleep(60)

@@ -3,8 +3,8 @@ from pathlib import Path
 import pydicom
 from pydicom.data import get_testdata_file
 
-from casesync.hashing import gather_facts
-from casesync.seriesfiles import natural_key, order_slices, resolve_root
+from casesync.files.hashing import gather_facts
+from casesync.project.seriesfiles import natural_key, order_slices, resolve_root
 
 
 def write_slices(folder: Path, numbering: dict[str, tuple[int | None, float]]) -> list[str]:

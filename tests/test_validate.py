@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from repofactory import SIMPLE_CASE, png_bytes, simple_repo, write_case, write_pngs, write_project
 
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
 
 
 def messages(root: Path) -> list[str]:
@@ -300,7 +300,7 @@ def test_a_clean_series_is_known_clean_in_one_lookup(
 
 
 def test_phi_lines_are_one_per_rule_names_first_and_the_advice_comes_once(tmp_path: Path) -> None:
-    from casesync.render import render_problems_json, render_problems_text
+    from casesync.cli.render import render_problems_json, render_problems_text
 
     result = validate_project(dicom_case(tmp_path))
     phi = [p for p in result.problems if "PHI gate" in p.message]

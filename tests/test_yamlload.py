@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from casesync.yamlload import MAX_DOCUMENT_BYTES, YamlError, load_yaml_file, load_yaml_text
+from casesync.project.yamlload import MAX_DOCUMENT_BYTES, YamlError, load_yaml_file, load_yaml_text
 
 
 def test_positions_of_values_and_keys_are_one_based() -> None:

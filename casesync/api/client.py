@@ -48,7 +48,7 @@ _T = TypeVar("_T")
 
 
 class TokenSource(Protocol):
-    """What the client needs from ``casesync.auth.TokenProvider``."""
+    """What the client needs from ``casesync.api.credentials.TokenProvider``."""
 
     async def token(self) -> str: ...
     async def refresh(self, rejected_token: str) -> str: ...

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from casesync.cachedb import open_cache
+from casesync.files.cachedb import open_cache
 from casesync.phi.findings import RULESET_VERSION, Finding
 
 CACHE_FILE = "phi.sqlite"  # under the project's .casesync/cache (validate and check-phi)

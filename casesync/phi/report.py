@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from casesync.formats import sniff_file
+from casesync.files.formats import sniff_file
 from casesync.phi.findings import FileReport, RuleSummary, summarize
 
 # Tags named on one line; the rest are counted (JSON output lists every one).

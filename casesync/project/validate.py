@@ -16,8 +16,12 @@ from typing import Any
 
 from casesync.api import vocab
 from casesync.api.models import CaseFields
-from casesync.hashing import FactsCache, FileFacts, gather_facts
-from casesync.manifest import (
+from casesync.files.hashing import FactsCache, FileFacts, gather_facts
+from casesync.phi import gate
+from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
+from casesync.phi.findings import RuleSummary
+from casesync.phi.report import advice_lines, series_line
+from casesync.project.manifest import (
     CaseSpec,
     ImageFile,
     Location,
@@ -27,14 +31,10 @@ from casesync.manifest import (
     SeriesSpec,
     StudySpec,
 )
-from casesync.phi import gate
-from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
-from casesync.phi.findings import RuleSummary
-from casesync.phi.report import advice_lines, series_line
-from casesync.schema import schema_problems
-from casesync.seriesfiles import order_slices, resolve_root, select_files
+from casesync.project.schema import schema_problems
+from casesync.project.seriesfiles import order_slices, resolve_root, select_files
+from casesync.project.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
 from casesync.settings import PROJECT_FILE, cache_dir
-from casesync.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
 DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")

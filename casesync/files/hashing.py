@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from casesync.cachedb import open_cache
-from casesync.dicomheader import instance_number, position_along_normal, read_slice_keys
 from casesync.errors import ConfigError
-from casesync.formats import DICOM, sniff_format
+from casesync.files.cachedb import open_cache
+from casesync.files.dicomheader import instance_number, position_along_normal, read_slice_keys
+from casesync.files.formats import DICOM, sniff_format
 
 CHUNK_BYTES = 1024 * 1024
 CACHE_SCHEMA = 1

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from casesync.errors import ValidationFailed
-from casesync.lockfile import Lock, check_api_url_matches, load_lock
-from casesync.manifest import Manifest
-from casesync.planner import Plan, make_plan
+from casesync.project.manifest import Manifest
+from casesync.project.validate import ValidationResult, validate_project
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.validate import ValidationResult, validate_project
+from casesync.sync.lockfile import Lock, check_api_url_matches, load_lock
+from casesync.sync.plan import Plan, make_plan
 
 
 class InvalidProject(ValidationFailed):

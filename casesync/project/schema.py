@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from casesync.errors import ConfigError
-from casesync.yamlload import LoadedYaml, Problem
+from casesync.project.yamlload import LoadedYaml, Problem
 
 SCHEMA_NAMES = ("case", "project", "lock")
 

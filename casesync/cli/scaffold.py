@@ -12,7 +12,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from casesync.schema import schema_text
+from casesync.project.schema import schema_text
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
 GITIGNORE_ENTRY = f"{STATE_DIR}/"

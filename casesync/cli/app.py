@@ -16,26 +16,27 @@ import typer
 from rich.console import Console
 
 from casesync import __version__
-from casesync.apply import ApplySettings, run_apply
-from casesync.errors import ConfigError, ExitCode
-from casesync.executor import ApplyOptions
-from casesync.lockfile import atomic_write_text
-from casesync.phi import cli as phi_cli
-from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
-from casesync.render import (
+from casesync.cli.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
+from casesync.cli.render import (
+    MARKDOWN_BUDGET,
     PLAN_FORMATS,
     render_json,
     render_plan,
     render_problems_json,
     render_problems_text,
 )
-from casesync.resolve import Answer
-from casesync.resolve import resolve as resolve_unknown
-from casesync.scaffold import init_project, refresh_editor_schemas
-from casesync.schema import schema_text
+from casesync.cli.scaffold import init_project, refresh_editor_schemas
+from casesync.errors import ConfigError, ExitCode
+from casesync.phi import cli as phi_cli
+from casesync.project.schema import schema_text
+from casesync.project.validate import ValidationResult, validate_project
 from casesync.settings import debug_from_env, env_int, find_project_root
-from casesync.validate import ValidationResult, validate_project
-from casesync.workflow import InvalidProject, prepare_plan
+from casesync.sync.apply import ApplySettings, run_apply
+from casesync.sync.executor import ApplyOptions
+from casesync.sync.lockfile import atomic_write_text
+from casesync.sync.resolve import Answer
+from casesync.sync.resolve import resolve as resolve_unknown
+from casesync.sync.workflow import InvalidProject, prepare_plan
 
 app = typer.Typer(
     name="casesync",
@@ -168,6 +169,14 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes."),
     ] = False,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars",
+            min=1000,
+            help="Markdown only: collapse the cases that do not fit into one summary table.",
+        ),
+    ] = MARKDOWN_BUDGET,
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
 ) -> None:
@@ -182,7 +191,7 @@ def plan(
     except InvalidProject as exc:
         _print_problems(exc.result, "json" if fmt == "json" else "text")
         raise
-    typer.echo(render_plan(prepared.plan, fmt), nl=False)
+    typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
         atomic_write_text(out, render_json(prepared.plan))
     if detailed_exitcode and prepared.plan.has_changes:
@@ -418,7 +427,7 @@ def demo(
     ] = False,
 ) -> None:
     """Try casesync in one command: the examples, validated, planned and applied to an emulator."""
-    from casesync.demo import DemoSettings, run_demo
+    from casesync.cli.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(keep, serve_after), _apply_events("text"), typer.echo)
 
@@ -435,7 +444,7 @@ def _auth_api_url(ctx: typer.Context, flag: str | None) -> str:
 
 def _project_api_url(ctx: typer.Context) -> str | None:
     """Only casesync.yaml's api_url: login and whoami also work outside a project."""
-    from casesync.validate import load_project_file
+    from casesync.project.validate import load_project_file
 
     try:
         root = find_project_root(_start_dir(ctx))
@@ -472,7 +481,7 @@ def login(
     ] = None,
 ) -> None:
     """Log in with OAuth: open the printed URL, approve, paste the code; stored with mode 0600."""
-    from casesync import auth
+    from casesync.api import credentials as auth
     from casesync.api.oauth import Client, authorize_url
 
     url = _auth_api_url(ctx, api_url)
@@ -489,17 +498,29 @@ def login(
 
 @app.command()
 def logout() -> None:
-    """Forget the stored login (removes the credentials file)."""
-    from casesync import auth
+    """Revoke the stored token on its server (where supported) and remove the credentials file."""
+    from casesync.api import credentials as auth
 
     path = auth.credentials_path()
-    typer.echo(f"removed {path}" if auth.logout(path) else f"not logged in: no {path}")
+    done = asyncio.run(auth.logout(path))
+    if not done.had_login:
+        typer.echo(f"not logged in: no {path}")
+        return
+    if done.revoked:
+        typer.echo("revoked the token on the server")
+    else:
+        typer.echo(
+            f"could not revoke the token ({done.why_not_revoked}); it stays valid until it "
+            "expires (at most 24 hours)",
+            err=True,
+        )
+    typer.echo(f"removed {path}")
 
 
 @app.command()
 def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption = "text") -> None:
     """Show the login and its quotas (draft and unlisted cases: used / allowed)."""
-    from casesync import auth
+    from casesync.api import credentials as auth
 
     _check_format(fmt, ("text", "json"))
     url = _auth_api_url(ctx, api_url)

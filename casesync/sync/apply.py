@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from casesync.cli.progress import ApplyReport, Events
 from casesync.errors import ConfigError, ExitCode, Interrupted, PartialFailure, Refused
-from casesync.executor import ApplyOptions, Executor
-from casesync.journal import Ledger
-from casesync.manifest import Manifest
-from casesync.planner import Plan, make_plan
-from casesync.progress import ApplyReport, Events
-from casesync.runlock import run_lock
-from casesync.workflow import PreparedPlan, prepare_plan
+from casesync.project.manifest import Manifest
+from casesync.sync.executor import ApplyOptions, Executor
+from casesync.sync.journal import Ledger
+from casesync.sync.plan import Plan, make_plan
+from casesync.sync.runlock import run_lock
+from casesync.sync.workflow import PreparedPlan, prepare_plan
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ async def _execute(
     """Run the executor under the two-stage signal handling."""
     # aiohttp is imported only by the commands that talk to the server (startup time)
     from casesync.api.client import RadiopaediaClient
-    from casesync.auth import token_provider
+    from casesync.api.credentials import token_provider
 
     loop = asyncio.get_running_loop()
     tokens = token_provider(api_url)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from casesync.hashing import FileFacts
+from casesync.files.hashing import FileFacts
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 

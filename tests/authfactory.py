@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from casesync.api.credentials import TokenProvider
 from casesync.api.oauth import Client
-from casesync.auth import TokenProvider
 from casesync.emulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 DEMO_CLIENT = Client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)

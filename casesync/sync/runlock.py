@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from casesync.errors import Refused
-from casesync.journal import utc_now
 from casesync.settings import STATE_DIR
+from casesync.sync.journal import utc_now
 
 LOCK_NAME = "apply.lock"
 

@@ -26,11 +26,12 @@ from casesync.api.models import (
     UploadSlot,
     User,
 )
+from casesync.cli.progress import ApplyReport, CaseOutcome, Events
 from casesync.errors import ApiError, OutcomeUnknown, Refused
-from casesync.journal import Intent, Ledger
-from casesync.lockfile import fingerprints
-from casesync.manifest import CaseSpec, ImageFile, Manifest, SeriesSpec
-from casesync.planner import (
+from casesync.project.manifest import CaseSpec, ImageFile, Manifest, SeriesSpec
+from casesync.sync.journal import Intent, Ledger
+from casesync.sync.lockfile import fingerprints
+from casesync.sync.plan import (
     CasePlan,
     CreateCase,
     CreateSeries,
@@ -38,7 +39,6 @@ from casesync.planner import (
     MarkUploadFinished,
     Plan,
 )
-from casesync.progress import ApplyReport, CaseOutcome, Events
 
 T = TypeVar("T")
 CLOCK_SKEW = dt.timedelta(seconds=2)  # tolerated between our clock and the server's

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from casesync.errors import LockfileError
-from casesync.lockfile import (
+from casesync.settings import STATE_DIR
+from casesync.sync.lockfile import (
     Lock,
     LockedCase,
     LockedFile,
@@ -29,7 +30,6 @@ from casesync.lockfile import (
     remove_stale_temp_files,
     save_lock,
 )
-from casesync.settings import STATE_DIR
 
 JOURNAL_FILE = "journal.jsonl"
 KINDS = ("case", "study", "series")

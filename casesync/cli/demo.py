@@ -18,13 +18,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from casesync.apply import ApplySettings, run_apply
+from casesync.cli.progress import Events
+from casesync.cli.render import render_plan
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import Refused
-from casesync.lockfile import load_lock
-from casesync.progress import Events
-from casesync.render import render_plan
-from casesync.workflow import prepare_plan
+from casesync.sync.apply import ApplySettings, run_apply
+from casesync.sync.lockfile import load_lock
+from casesync.sync.workflow import prepare_plan
 
 # What a teaching repository holds; the package's tools/ and ci/ are not part of it.
 EXAMPLE_ITEMS = ("casesync.yaml", "README.md", ".gitignore", "cases")

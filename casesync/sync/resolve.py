@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from casesync.errors import ConfigError
-from casesync.journal import Ledger
-from casesync.lockfile import check_api_url_matches, load_lock
-from casesync.runlock import run_lock
+from casesync.project.validate import load_project_file
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.validate import load_project_file
+from casesync.sync.journal import Ledger
+from casesync.sync.lockfile import check_api_url_matches, load_lock
+from casesync.sync.runlock import run_lock
 
 FLAG_OF_KIND = {"case": "--case-id", "study": "--study-id", "series": "--series-job"}
 

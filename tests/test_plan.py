@@ -2,15 +2,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from casesync.api.models import CaseFields
-from casesync.lockfile import (
-    Lock,
-    LockedCase,
-    LockedFile,
-    LockedSeries,
-    LockedStudy,
-    fingerprints,
-)
-from casesync.manifest import (
+from casesync.project.manifest import (
     CaseSpec,
     ImageFile,
     Location,
@@ -20,7 +12,15 @@ from casesync.manifest import (
     SeriesSpec,
     StudySpec,
 )
-from casesync.planner import (
+from casesync.sync.lockfile import (
+    Lock,
+    LockedCase,
+    LockedFile,
+    LockedSeries,
+    LockedStudy,
+    fingerprints,
+)
+from casesync.sync.plan import (
     CreateCase,
     CreateSeries,
     CreateStudy,

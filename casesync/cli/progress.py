@@ -28,8 +28,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from casesync.planner import Plan
-from casesync.render import human_bytes, plan_to_dict, render_text
+from casesync.cli.render import human_bytes, plan_to_dict, render_text
+from casesync.sync.plan import Plan
 
 SUMMARY_EVERY_SECONDS = 10.0
 

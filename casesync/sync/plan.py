@@ -12,8 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from casesync.lockfile import Lock, LockedCase, LockedSeries, LockedStudy, fingerprints
-from casesync.manifest import CaseSpec, Manifest, SeriesSpec, StudySpec
+from casesync.project.manifest import CaseSpec, Manifest, SeriesSpec, StudySpec
+from casesync.sync.lockfile import Lock, LockedCase, LockedSeries, LockedStudy, fingerprints
 
 PLAN_FORMAT_VERSION = 1
 FIRST_STUDY_POSITION = 2  # position 1 is the case discussion
