@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -196,6 +197,36 @@ def plan(
         atomic_write_text(out, render_json(prepared.plan))
     if detailed_exitcode and prepared.plan.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    keys: Annotated[list[str] | None, typer.Argument(help="Case keys (default: all).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default .casesync/preview).")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the index page in a web browser.")
+    ] = False,
+) -> None:
+    """Write the cases as a local HTML site: stacks to scroll, a review page per series."""
+    from casesync.preview.build import build_preview  # numpy and Pillow: only for this command
+
+    try:
+        with hashing_progress() as progress:
+            result = build_preview(_project_root(ctx), tuple(keys or ()), out, progress)
+    except InvalidProject as exc:
+        _print_problems(exc.result.problems, "text")
+        raise
+    _print_problems(result.validation.warnings, "text")
+    typer.echo(
+        f"Preview of {result.cases} case{'s' * (result.cases != 1)} ({result.slices} slices): "
+        f"{result.pages_written} pages and {result.images_written} images written, "
+        f"{result.images_reused} images reused.\nOpen {result.index.as_uri()}"
+    )
+    if open_browser:
+        webbrowser.open(result.index.as_uri())
 
 
 @app.command()
