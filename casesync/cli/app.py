@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 import webbrowser
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,8 @@ from casesync.cli.scaffold import init_project, refresh_editor_schemas
 from casesync.errors import ConfigError, ExitCode
 from casesync.phi import cli as phi_cli
 from casesync.project.schema import schema_text
-from casesync.project.validate import ValidationResult, validate_project
+from casesync.project.validate import validate_project
+from casesync.project.yamlload import Problem
 from casesync.settings import debug_from_env, env_int, find_project_root
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.executor import ApplyOptions
@@ -122,11 +124,12 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(allowed)}")
 
 
-def _print_problems(result: ValidationResult, fmt: str) -> None:
+def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> None:
+    """The problems, then ``advice`` (the PHI gate's fix, said once for all its lines)."""
     if fmt == "json":
-        typer.echo(render_problems_json(result.problems, result.advice), nl=False)
-    elif result.problems:
-        typer.echo(render_problems_text(result.problems, result.advice), nl=False)
+        typer.echo(render_problems_json(problems, advice), nl=False)
+    elif problems:
+        typer.echo(render_problems_text(problems, advice), nl=False)
 
 
 @app.command()
@@ -149,7 +152,7 @@ def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
     refresh_editor_schemas(root)
     with hashing_progress() as progress:
         result = validate_project(root, progress=progress)
-    _print_problems(result, fmt)
+    _print_problems(result.problems, fmt, result.advice)
     if result.manifest is None:
         raise InvalidProject(result)
     if fmt == "text":
@@ -190,7 +193,7 @@ def plan(
                 root, api_url_flag=api_url, lock_path=lockfile, progress=progress
             )
     except InvalidProject as exc:
-        _print_problems(exc.result, "json" if fmt == "json" else "text")
+        _print_problems(exc.result.problems, "json" if fmt == "json" else "text", exc.result.advice)
         raise
     typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
@@ -217,7 +220,7 @@ def preview(
         with hashing_progress() as progress:
             result = build_preview(_project_root(ctx), tuple(keys or ()), out, progress)
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, "text")
+        _print_problems(exc.result.problems, "text", exc.result.advice)
         raise
     _print_problems(result.validation.warnings, "text")
     typer.echo(
@@ -347,7 +350,7 @@ def apply(
     try:
         run_apply(settings, _apply_events(fmt), lambda: typer.confirm("Apply?", default=False))
     except InvalidProject as exc:
-        _print_problems(exc.result, fmt)
+        _print_problems(exc.result.problems, fmt, exc.result.advice)
         raise
 
 
