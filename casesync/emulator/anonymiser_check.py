@@ -93,11 +93,11 @@ def _complete_image(dataset: Dataset) -> bool:
     try:
         frames = int(dataset.get("NumberOfFrames") or 1)
         samples = int(dataset.get("SamplesPerPixel") or 1)
+        if str(dataset.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+            samples = 2  # 4:2:2 stores two samples per pixel, not three
         expected = dataset.Rows * dataset.Columns * samples * frames * dataset.BitsAllocated // 8
     except (AttributeError, TypeError, ValueError):
         return False
-    if dataset.get("PhotometricInterpretation") in ("YBR_FULL_422", "YBR_PARTIAL_422"):
-        expected = expected // 3 * 2  # native 4:2:2: Y Y Cb Cr for each pair of pixels
     return bool(len(dataset.PixelData) >= expected)
 
 
