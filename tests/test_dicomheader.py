@@ -21,7 +21,7 @@ def bundled_files() -> list[Path]:
     return sorted(p for p in TEST_FILES.rglob("*") if p.is_file())
 
 
-def quick(path: Path) -> tuple[int | None, float | None] | None:
+def quick(path: Path) -> tuple[int | None, float | None, str | None] | None:
     head = path.read_bytes()[:CHUNK_BYTES]
     return read_slice_keys(head, whole_file=path.stat().st_size <= CHUNK_BYTES)
 
@@ -36,6 +36,7 @@ def test_agrees_with_pydicom_wherever_it_answers() -> None:
         theirs = dicom_slice_keys(path)
         assert mine[0] == theirs[0], path.name
         assert mine[1] == pytest.approx(theirs[1]) if theirs[1] is not None else mine[1] is None
+        assert mine[2] == theirs[2], path.name
     assert answered >= 20  # most bundled files take the quick path
 
 
@@ -44,7 +45,19 @@ def test_reads_the_slices_casesync_itself_writes(tmp_path: Path) -> None:
     dataset.InstanceNumber = 42
     dataset.ImagePositionPatient = [1.5, -2.0, 7.25]
     dataset.save_as(tmp_path / "a.dcm")
-    assert quick(tmp_path / "a.dcm") == (42, 7.25)
+    assert quick(tmp_path / "a.dcm") == (42, 7.25, dataset.file_meta.MediaStorageSOPInstanceUID)
+
+
+def test_the_sop_instance_uid_comes_from_the_meta_header_first(tmp_path: Path) -> None:
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    dataset.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    dataset.SOPInstanceUID = "1.2.3.5"
+    dataset.save_as(tmp_path / "a.dcm")
+    assert quick(tmp_path / "a.dcm")[2] == "1.2.3.4"
+    assert dicom_slice_keys(tmp_path / "a.dcm")[2] == "1.2.3.4"
+    del dataset.file_meta.MediaStorageSOPInstanceUID
+    dataset.save_as(tmp_path / "b.dcm", enforce_file_format=False)
+    assert dicom_slice_keys(tmp_path / "b.dcm")[2] == "1.2.3.5"
 
 
 def test_implicit_vr_files_are_read(tmp_path: Path) -> None:
@@ -70,7 +83,11 @@ def test_absent_elements_in_a_whole_file_are_none(tmp_path: Path) -> None:
         dataset.pop(keyword, None)
     dataset.save_as(tmp_path / "bare.dcm")
     assert os.path.getsize(tmp_path / "bare.dcm") < CHUNK_BYTES
-    assert quick(tmp_path / "bare.dcm") == (None, None)
+    assert quick(tmp_path / "bare.dcm") == (
+        None,
+        None,
+        dataset.file_meta.MediaStorageSOPInstanceUID,
+    )
 
 
 # --- where the quick reader must defer to pydicom, or agree with it ---
@@ -135,7 +152,7 @@ def test_nested_sequences_of_undefined_length_are_skipped(tmp_path: Path) -> Non
     data = (tmp_path / "seq.dcm").read_bytes()
     assert b"\xfe\xff\xdd\xe0" in data  # really written with undefined lengths
     assert quick(tmp_path / "seq.dcm") == dicom_slice_keys(tmp_path / "seq.dcm")
-    assert quick(tmp_path / "seq.dcm") == (5, pytest.approx(-75.699997))
+    assert quick(tmp_path / "seq.dcm")[:2] == (5, pytest.approx(-75.699997))
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about these IS values

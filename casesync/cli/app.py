@@ -33,7 +33,7 @@ from casesync.phi import cli as phi_cli
 from casesync.project.schema import schema_text
 from casesync.project.validate import validate_project
 from casesync.project.yamlload import Problem
-from casesync.settings import debug_from_env, env_int, find_project_root
+from casesync.settings import debug_from_env, env_int, find_project_root, resolve_timeouts
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.executor import ApplyOptions
 from casesync.sync.lockfile import atomic_write_text
@@ -119,6 +119,10 @@ LockfileOption = Annotated[
 ]
 
 
+def _seconds(flag: str, what: str) -> object:
+    return typer.Option(flag, help=f"{what} (seconds; README, timeouts).", show_default=False)
+
+
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
     if fmt not in allowed:
         raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(allowed)}")
@@ -141,7 +145,10 @@ def init(ctx: typer.Context) -> None:
         typer.echo(f"wrote {name}")
     if not written:
         typer.echo("nothing to do: the project is already set up")
-    typer.echo("next: edit cases/, then run 'casesync validate' and 'casesync plan'")
+    typer.echo(
+        "next: commit .casesync-schemas/ (editor help), make the sample in cases/ your own "
+        "(remove 'sample: true'), then run 'casesync validate' and 'casesync plan'"
+    )
 
 
 @app.command()
@@ -321,15 +328,36 @@ def apply(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for every series to finish processing.")
     ] = False,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="CASESYNC_WAIT_TIMEOUT",
+            help="Seconds --wait waits at most; jobs still processing are recorded as such.",
+        ),
+    ] = 1800,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: text or json.")] = "text",
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
+    connect_timeout: Annotated[
+        float | None, _seconds("--connect-timeout", "Connecting, 10")
+    ] = None,
+    read_timeout: Annotated[
+        float | None, _seconds("--read-timeout", "A whole API answer, 60")
+    ] = None,
+    stall_timeout: Annotated[
+        float | None, _seconds("--stall-timeout", "An upload with no progress, 60")
+    ] = None,
+    deadline: Annotated[
+        float | None, _seconds("--deadline", "One call, retries included, 300")
+    ] = None,
 ) -> None:
     """Create what is missing on Radiopaedia and upload only the bytes it lacks."""
     _check_format(fmt, ("text", "json"))
+    flags = {"connect": connect_timeout, "read": read_timeout, "stall": stall_timeout}
     settings = ApplySettings(
         root=_project_root(ctx),
         api_url_flag=api_url,
@@ -339,10 +367,12 @@ def apply(
         yes=yes,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
         grace_seconds=env_int("CASESYNC_GRACE_SECONDS", 30),
+        timeouts=resolve_timeouts(flags | {"deadline": deadline}),
         options=ApplyOptions(
             upload_concurrency=upload_concurrency,
             api_concurrency=api_concurrency,
             wait=wait,
+            wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
         ),
@@ -359,10 +389,12 @@ def resolve(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The case key apply reported.")],
     case_id: Annotated[
-        int | None, typer.Option("--case-id", help="The case exists: its id on the site.")
+        int | None,
+        typer.Option("--case-id", min=1, help="The case exists: its id on the site."),
     ] = None,
     study_id: Annotated[
-        int | None, typer.Option("--study-id", help="The study exists: its id on the site.")
+        int | None,
+        typer.Option("--study-id", min=1, help="The study exists: its id on the site."),
     ] = None,
     series_job: Annotated[
         str | None, typer.Option("--series-job", help="The series exists: its job id.")
@@ -414,6 +446,13 @@ def emulator(
     drop_rate: Annotated[
         float, typer.Option(help="Share of connections closed mid-request (0-1).")
     ] = 0.0,
+    drop_after_create: Annotated[
+        float, typer.Option(help="Share of creates made, then left unanswered (0-1).")
+    ] = 0.0,
+    garbage_rate: Annotated[
+        float, typer.Option(help="Share of 2xx answers sent as an HTML page (0-1).")
+    ] = 0.0,
+    stall: Annotated[float, typer.Option(help="Share of answers that never end (0-1).")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
 ) -> None:
     """Run an emulator of the Radiopaedia API on this machine (until Ctrl-C)."""
@@ -434,6 +473,9 @@ def emulator(
             rate_limit=None if rate_limit is None else parse_rate(rate_limit),
             url_ttl=url_ttl,
             drop_rate=drop_rate,
+            drop_after_create=drop_after_create,
+            garbage_rate=garbage_rate,
+            stall_rate=stall,
             seed=seed,
             state_file=state,
         )
@@ -526,7 +568,8 @@ def login(
         typer.echo(f"  {authorize_url(url, client_id, redirect_uri)}")
         code = typer.prompt("Authorization code")
     path = auth.credentials_path()
-    asyncio.run(auth.login(url, Client(client_id, client_secret), code, redirect_uri, path))
+    client = Client(client_id, client_secret)
+    asyncio.run(auth.login(url, client, code, redirect_uri, path, resolve_timeouts()))
     typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
 
 
@@ -536,7 +579,7 @@ def logout() -> None:
     from casesync.api import credentials as auth
 
     path = auth.credentials_path()
-    done = asyncio.run(auth.logout(path))
+    done = asyncio.run(auth.logout(path, resolve_timeouts()))
     if not done.had_login:
         typer.echo(f"not logged in: no {path}")
         return
@@ -558,5 +601,6 @@ def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption =
 
     _check_format(fmt, ("text", "json"))
     url = _auth_api_url(ctx, api_url)
-    user = asyncio.run(auth.current_user(url, auth.token_provider(url)))
+    tokens = auth.token_provider(url, timeouts=resolve_timeouts())
+    user = asyncio.run(auth.current_user(url, tokens))
     typer.echo(auth.describe_user(user, url, fmt), nl=False)

@@ -1,12 +1,14 @@
-"""The two DICOM values slice ordering needs, read straight from a file's first bytes.
+"""The DICOM values slice ordering and duplicate checks need, read from a file's first bytes.
 
 Ordering a series needs InstanceNumber and the position along the slice normal for every
 slice. pydicom parses a header in about a millisecond while holding the GIL, which made it
-most of the cost of hashing a cold repository. This reader walks the top-level elements of the
-common little-endian encodings up to the pixel data (skipping nested sequences) and gives up
-(returns None, so the caller falls back to pydicom) on anything else: big endian, deflate,
-elements out of ascending tag order, or a header longer than the bytes it was given. So where
-it answers, it answers what pydicom's ``dcmread(stop_before_pixels=True)`` would.
+most of the cost of hashing a cold repository. The SOPInstanceUID (meta header first, else
+the dataset) lets validation refuse two files of one instance in a series. This reader walks
+the top-level elements of the common little-endian encodings up to the pixel data (skipping
+nested sequences) and gives up (returns None, so the caller falls back to pydicom) on anything
+else: big endian, deflate, elements out of ascending tag order, or a header longer than the
+bytes it was given. So where it answers, it answers what pydicom's
+``dcmread(stop_before_pixels=True)`` would.
 """
 
 from __future__ import annotations
@@ -25,19 +27,21 @@ LONG_VRS = frozenset(
 INSTANCE_NUMBER = 0x00200013
 IMAGE_POSITION = 0x00200032
 IMAGE_ORIENTATION = 0x00200037
-WANTED = (INSTANCE_NUMBER, IMAGE_POSITION, IMAGE_ORIENTATION)
+MEDIA_SOP_INSTANCE_UID = 0x00020003
+SOP_INSTANCE_UID = 0x00080018
+WANTED = (INSTANCE_NUMBER, IMAGE_POSITION, IMAGE_ORIENTATION, SOP_INSTANCE_UID)
 END_OF_META = 0x0002FFFF
 PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # float, double float, pixel data
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 
-SliceKeys = tuple[int | None, float | None]
+SliceKeys = tuple[int | None, float | None, str | None]  # instance, position, SOP UID
 
 
 def read_slice_keys(head: bytes, whole_file: bool) -> SliceKeys | None:
-    """(InstanceNumber, position along the normal) from the file's first bytes, or None when
-    this reader cannot tell (the caller then asks pydicom). ``whole_file``: ``head`` is all of
-    it, so running out of bytes means the wanted elements are absent."""
+    """(InstanceNumber, position along the normal, SOPInstanceUID) from the file's first
+    bytes, or None when this reader cannot tell (the caller then asks pydicom). ``whole_file``:
+    ``head`` is all of it, so running out of bytes means the wanted elements are absent."""
     if head[128:132] != b"DICM":
         return None
     meta = _walk(head, 132, explicit=True, meta=True, whole_file=False)
@@ -59,7 +63,9 @@ def read_slice_keys(head: bytes, whole_file: bool) -> SliceKeys | None:
     )
     along = position_along_normal(position, orientation) if position and orientation else None
     raw = dataset.get(INSTANCE_NUMBER)
-    return instance_number(raw.decode("ascii", "replace")) if raw is not None else None, along
+    instance = instance_number(raw.decode("ascii", "replace")) if raw is not None else None
+    sop_uid = _uid(values.get(MEDIA_SOP_INSTANCE_UID)) or _uid(dataset.get(SOP_INSTANCE_UID))
+    return instance, along, sop_uid
 
 
 def _walk(
@@ -171,6 +177,11 @@ def _numbers(raw: bytes | None) -> list[float] | None:
         return [float(part) for part in raw.decode("ascii").strip(" \0").split("\\")]
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def _uid(raw: bytes | None) -> str | None:
+    text = raw.rstrip(b"\0 ").decode("ascii", "replace") if raw else ""
+    return text or None
 
 
 def instance_number(text: str) -> int | None:
