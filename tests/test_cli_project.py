@@ -211,3 +211,37 @@ def test_messages_have_plurals_flag_names_and_no_doubled_parentheses(tmp_path: P
     assert rate.returncode == 1 and "--fail-rate must be between 0 and 1" in rate.stderr
     mode = casesync("emulator", "--anonymiser-check", "loose", cwd=tmp_path)
     assert "anonymiser_check" not in mode.stderr and "--anonymiser-check" in mode.stderr
+
+
+def dicom_with_phi_warnings(root: Path) -> Path:
+    """A valid project whose one CT series passes the PHI gate with lo-value warnings."""
+    from phifactory import clean_ct, write
+
+    case_dir = write_case(root, "ct-01", SIMPLE_CASE.replace("X-ray", "CT"))
+    (case_dir / "xr").mkdir()
+    write(clean_ct(), case_dir / "xr" / "1.dcm")
+    (root / "casesync.yaml").write_text("version: 1\n")
+    return root
+
+
+def test_phi_warnings_reach_every_plan_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from casesync.__main__ import main
+
+    root = dicom_with_phi_warnings(tmp_path)
+    outputs = {}
+    for fmt in ("text", "json", "markdown"):
+        with pytest.raises(SystemExit) as done:
+            main(["-C", str(root), "plan", "--format", fmt])
+        assert done.value.code == 0
+        outputs[fmt] = capsys.readouterr().out
+    text = outputs["text"]
+    assert text.count("[lo-value]") == 1  # in the plan, not printed a second time above it
+    assert "    ! study 1 series 1: PHI gate [lo-value] " in text
+    assert text.rstrip().endswith(", 1 warning.")
+    document = json.loads(outputs["json"])
+    assert document["summary"]["warnings"] == 1
+    assert [w["code"] for w in document["cases"][0]["warnings"]] == ["phi-lo-value"]
+    assert "(new case: 4 to do, 1 warning)" in outputs["markdown"]
+    assert "| ⚠️ | study 1 series 1: PHI gate [lo-value] " in outputs["markdown"]

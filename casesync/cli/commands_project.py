@@ -57,7 +57,7 @@ def validate(ctx: typer.Context, fmt: ProblemFormatOption = "text") -> None:
     refresh_editor_schemas(root)
     with hashing_progress(output(ctx)) as progress:
         result = validate_project(root, progress=progress)
-    print_problems(result.problems, fmt)
+    print_problems(result.problems, fmt, result.advice)
     if result.manifest is None:
         raise InvalidProject(result)
     if fmt == "text":
@@ -118,10 +118,8 @@ def plan(
                 root, api_url_flag=api_url, lock_path=lockfile, progress=progress
             )
     except InvalidProject as exc:
-        print_problems(exc.result.problems, problems_format)
+        print_problems(exc.result.problems, problems_format, exc.result.advice)
         raise
-    if fmt in ("text", "github"):
-        print_problems(prepared.validation.warnings, fmt)
     typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
         atomic_write_text(out, render_json(prepared.plan))
@@ -160,7 +158,7 @@ def preview(
         with hashing_progress(output(ctx)) as progress:
             result = build_preview(project_root(ctx), tuple(keys or ()), out, progress)
     except InvalidProject as exc:
-        print_problems(exc.result.problems, "text")
+        print_problems(exc.result.problems, "text", exc.result.advice)
         raise
     print_problems(result.validation.warnings, "text")
     typer.echo(
@@ -188,6 +186,7 @@ def schema(
 
 @commands.command("check-phi")
 def check_phi(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path],
         typer.Argument(metavar="PATH...", help="Files or folders to check.", exists=True),
@@ -197,7 +196,8 @@ def check_phi(
     """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
     from casesync.phi import cli as phi_cli
 
-    typer.echo(phi_cli.check_phi(paths, fmt), nl=False)
+    cache_path = phi_cli.project_cache_path(start_dir(ctx))
+    typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
 
 
 @commands.command()

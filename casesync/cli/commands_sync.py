@@ -145,7 +145,7 @@ def apply(
     try:
         run_apply(settings, events, lambda: typer.confirm("Apply?", default=False))
     except InvalidProject as exc:
-        print_problems(exc.result.problems, fmt)
+        print_problems(exc.result.problems, fmt, exc.result.advice)
         raise
 
 

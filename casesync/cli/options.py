@@ -7,7 +7,7 @@ pydicom or jsonschema at module level (each command imports what it runs inside 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -96,11 +96,12 @@ def info(ctx: typer.Context, text: str) -> None:
         typer.echo(text)
 
 
-def print_problems(problems: list[Problem], fmt: str) -> None:
+def print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> None:
+    """The problems, then ``advice`` (the PHI gate's fix, said once for all its lines)."""
     from casesync.cli.render import render_problems
 
     if problems or fmt == "json":
-        typer.echo(render_problems(problems, fmt), nl=False)
+        typer.echo(render_problems(problems, fmt, advice), nl=False)
 
 
 def complete_case_keys(ctx: typer.Context, incomplete: str) -> list[str]:

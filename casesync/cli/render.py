@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from casesync.project.yamlload import Problem
@@ -23,7 +24,7 @@ from casesync.sync.plan import (
     Plan,
     PlanWarning,
 )
-from casesync.wording import github_command, plural
+from casesync.wording import github_command, plural, with_hint
 
 MARKDOWN_MARKER = "<!-- casesync-plan -->"
 PLAN_FORMATS = ("text", "json", "markdown", "github")
@@ -252,34 +253,37 @@ def render_plan(plan: Plan, fmt: str, max_chars: int = MARKDOWN_BUDGET) -> str:
     return render_text(plan)
 
 
-def render_problems(problems: list[Problem], fmt: str) -> str:
-    """Validation problems as text (with a count), JSON, or GitHub annotations."""
+def render_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> str:
+    """Validation problems as text (with a count), JSON, or GitHub annotations; ``advice`` is
+    what many of them share, said once (as a notice in GitHub's form)."""
     if fmt == "json":
-        return render_problems_json(problems)
+        return render_problems_json(problems, advice)
     if fmt == "github":
         return "".join(
             github_command(
                 p.severity if p.severity in ("error", "warning") else "notice",
-                f"{p.message} ({p.hint})" if p.hint else p.message,
+                with_hint(p.message, p.hint),
                 file=p.file,
                 line=p.line,
                 col=p.col,
                 title=p.code,
             )
             for p in problems
-        )
-    return render_problems_text(problems)
+        ) + "".join(github_command("notice", text) for text in advice)
+    return render_problems_text(problems, advice)
 
 
-def render_problems_text(problems: list[Problem]) -> str:
+def render_problems_text(problems: list[Problem], advice: Sequence[str] = ()) -> str:
+    """One line per problem, then ``advice`` (what many of them share) once, then the counts."""
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     lines = [str(p) for p in problems]
+    lines += advice
     lines.append(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}.")
     return "\n".join(lines) + "\n"
 
 
-def render_problems_json(problems: list[Problem]) -> str:
+def render_problems_json(problems: list[Problem], advice: Sequence[str] = ()) -> str:
     document = {
         "format_version": 1,
         "valid": not any(p.severity == "error" for p in problems),
@@ -295,5 +299,6 @@ def render_problems_json(problems: list[Problem]) -> str:
             }
             for p in problems
         ],
+        "advice": list(advice),
     }
     return json.dumps(document, indent=2) + "\n"

@@ -38,14 +38,15 @@ class Problem:
     message: str
     hint: str | None = None
     severity: str = "error"
+    order: int = 0  # among problems at one place (the PHI gate's lines: names and IDs first)
     code: str = "invalid"  # the rule's stable name (README, "Problem codes"); every site sets it
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}: {self.severity}"
         return f"{where}: {with_hint(self.message, self.hint)}"
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.file, self.line, self.col, self.message)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.file, self.line, self.col, self.order, self.message)
 
 
 @dataclass
