@@ -9,6 +9,7 @@ a dropped connection or a 5xx those raise ``OutcomeUnknown`` instead of trying a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from casesync.api import wire
 from casesync.api.models import (
     CaseFields,
     JobStatus,
+    OriginalSeries,
     RemoteCase,
     RemoteStudy,
     SeriesFields,
@@ -239,6 +241,52 @@ class RadiopaediaClient:
         reply = await self._api("PUT", path, idempotent=True)
         return self._parse("PUT", path, reply, wire.parse_case)
 
+    async def originals(self, case_id: int) -> list[OriginalSeries]:
+        """Row 11 (inferred): the original files of every series of the case, as GET URLs.
+
+        The only caller of ``wire.originals_path`` and ``wire.parse_originals``: any answer of
+        another shape fails here, with a message saying the endpoint's form was assumed.
+        """
+        path = wire.originals_path(case_id)
+        reply = await self._api("GET", path, idempotent=True)
+        try:
+            return wire.parse_originals(json.loads(reply.text))
+        except ValueError as exc:
+            raise ApiError(
+                f"GET {path}: the answer is not the shape casesync assumes for the originals "
+                f"endpoint ({exc}): {trim(reply.text)}",
+                method="GET",
+                path=path,
+                status=reply.status,
+                hint="this endpoint is undocumented; please report the answer to casesync",
+            ) from None
+
+    async def download(self, url: str, dest: Path) -> tuple[str, int]:
+        """Stream a presigned GET URL into ``dest`` (no Authorization); its sha256 and size."""
+        shown = redact_url(url)
+        result: list[tuple[str, int]] = []
+
+        async def send() -> Reply:
+            await self.pacer.wait()
+            async with self._upload_slots:
+                try:
+                    async with self.session.get(url, timeout=self._upload_timeout) as response:
+                        if response.status != 200:
+                            text = await response.text(errors="replace")
+                            return Reply(response.status, text, response.headers)
+                        result[:] = [await _stream_to(response, dest)]
+                        return Reply(response.status, "", response.headers)
+                except aiohttp.ClientConnectorError as exc:
+                    raise _SendFailed(_scrub(str(exc), url, shown, None), False) from None
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    reason = _scrub(str(exc), url, shown, None) or type(exc).__name__
+                    raise _SendFailed(reason, maybe_sent=True) from None
+
+        reply = await self._retrying("GET", shown, send, idempotent=True)
+        if not reply.ok or not result:
+            raise self._failure("GET", shown, reply, idempotent=True)
+        return result[0]
+
     # --- transport ---
 
     @property
@@ -446,6 +494,18 @@ class RadiopaediaClient:
                 status=reply.status,
                 body=trim(reply.text),
             ) from None
+
+
+async def _stream_to(response: aiohttp.ClientResponse, dest: Path) -> tuple[str, int]:
+    """Write the body to ``dest`` chunk by chunk, hashing as it goes; memory stays flat."""
+    digest = hashlib.sha256()
+    size = 0
+    async with aiofiles.open(dest, "wb") as handle:
+        async for chunk in response.content.iter_chunked(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            await handle.write(chunk)
+    return digest.hexdigest(), size
 
 
 def _worth_retrying(status: int, idempotent: bool) -> bool:

@@ -35,6 +35,7 @@ class ApplySettings:
     api_url_flag: str | None = None
     lock_path: Path | None = None
     cases: tuple[str, ...] = ()
+    recreate: tuple[str, ...] = ()  # cases deleted on the site, to be created again
     plan_file: Path | None = None
     yes: bool = False
     interactive: bool = False  # a person can answer "Apply? [y/N]"
@@ -48,6 +49,8 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         prepared, ledger, plan = settle_and_plan(
             settings.root, settings.api_url_flag, settings.lock_path
         )
+        if settings.recreate:
+            plan = _recreate(settings.recreate, prepared, ledger, events)
         if settings.plan_file is not None:
             _check_reviewed_plan(settings.plan_file, plan)
         plan = _select(plan, settings.cases)
@@ -77,6 +80,19 @@ def settle_and_plan(
     ledger = Ledger(prepared.root, prepared.lock_path, prepared.lock)
     ledger.recover()
     return prepared, ledger, make_plan(prepared.manifest, ledger.lock, prepared.api_url)
+
+
+def _recreate(
+    keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger, events: Events
+) -> Plan:
+    """Forget the cases the listing shows deleted (journaled), then plan them as new."""
+    from casesync.sync.adopt import recreate_deleted
+    from casesync.sync.remote import fetch_remote
+
+    for line in recreate_deleted(ledger, keys, fetch_remote(prepared.api_url)):
+        events.notice(f"--recreate: {line}")
+    ledger.compact()
+    return make_plan(prepared.manifest, ledger.lock, prepared.api_url)
 
 
 def _check_reviewed_plan(path: Path, fresh: Plan) -> None:

@@ -27,12 +27,15 @@ from casesync.sync.lockfile import (
     LockedSeries,
     LockedStudy,
     atomic_write_text,
+    parse_case,
     remove_stale_temp_files,
     save_lock,
 )
 
 JOURNAL_FILE = "journal.jsonl"
-KINDS = ("case", "study", "series")
+REMOTE_KINDS = ("case", "study", "series")  # a request to the server
+LOCAL_KINDS = ("adopt", "forget")  # the user's word about the site: no request is sent
+KINDS = REMOTE_KINDS + LOCAL_KINDS
 
 
 def journal_path(root: Path) -> Path:
@@ -142,14 +145,8 @@ class Ledger:
         interrupted.
         """
         remove_stale_temp_files(self.lock_path)
-        folded = False
-        for entry in self.journal.entries():
-            if entry["t"] == "intent":
-                self._open[entry["ref"]] = _intent(entry)
-            elif entry["ref"] in self._open:
-                intent = self._open.pop(entry["ref"])
-                if entry["t"] == "done":
-                    folded = fold(self.lock, intent, entry["remote"]) or folded
+        opened, folded = replay(self.journal, self.lock)
+        self._open.update((intent.ref, intent) for intent in opened)
         if folded:
             save_lock(self.lock_path, self.lock)
         self.compact()  # also drops a torn last line, so new lines never follow one
@@ -190,6 +187,24 @@ class Ledger:
         self.journal.rewrite([_entry(intent) for intent in self._open.values()])
 
 
+def replay(journal: Journal, lock: Lock) -> tuple[list[Intent], bool]:
+    """Fold every recorded result into ``lock`` in memory (nothing is written).
+
+    Returns the intents still unsettled, and whether the lock changed. An adopt or forget
+    stopped before its result never happened (no request was sent), so it is not returned.
+    """
+    pending: dict[str, Intent] = {}
+    folded = False
+    for entry in journal.entries():
+        if entry["t"] == "intent":
+            pending[entry["ref"]] = _intent(entry)
+        elif entry["ref"] in pending:
+            intent = pending.pop(entry["ref"])
+            if entry["t"] == "done":
+                folded = fold(lock, intent, entry["remote"]) or folded
+    return [i for i in pending.values() if i.kind not in LOCAL_KINDS], folded
+
+
 def _entry(intent: Intent) -> dict[str, Any]:
     return {
         "t": "intent",
@@ -213,6 +228,11 @@ def _intent(entry: dict[str, Any]) -> Intent:
 def fold(lock: Lock, intent: Intent, remote: dict[str, Any]) -> bool:
     """Add the created object to the lock unless it is already there; True when it changed."""
     record = intent.record
+    if intent.kind == "adopt":
+        lock.cases[intent.case] = parse_case(record["entry"])
+        return True
+    if intent.kind == "forget":
+        return lock.cases.pop(intent.case, None) is not None
     if intent.kind == "case":
         if intent.case in lock.cases:
             return False

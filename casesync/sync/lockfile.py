@@ -47,15 +47,17 @@ class LockedSeries:
     status: str | None = None  # last processing status seen
     fields: dict[str, str] = field(default_factory=dict)  # fingerprints of what was sent
     files: list[LockedFile] = field(default_factory=list)
+    adopted: bool = False  # recorded by 'casesync adopt': it existed, its ids are unknown
 
 
 @dataclass
 class LockedStudy:
-    study_id: int
+    study_id: int | None  # None: adopted, the id on the site is unknown
     position: int
     key: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
     series: list[LockedSeries] = field(default_factory=list)
+    adopted: bool = False
 
 
 @dataclass
@@ -99,12 +101,13 @@ class Lock:
         document = {
             "version": LOCK_VERSION,
             "api_url": self.api_url,
-            "cases": {key: _case_document(case) for key, case in self.cases.items()},
+            "cases": {key: case_document(case) for key, case in self.cases.items()},
         }
         return _layout(document, "") + "\n"
 
 
-def _case_document(case: LockedCase) -> dict[str, Any]:
+def case_document(case: LockedCase) -> dict[str, Any]:
+    """One case as the lock stores it (also what the journal records for adopt)."""
     return {
         "case_id": case.case_id,
         "created_at": case.created_at,
@@ -126,12 +129,19 @@ def _case_document(case: LockedCase) -> dict[str, Any]:
                         "fields": series.fields,
                         "files": [[f.path, f.size, f.sha256, f.upload_id] for f in series.files],
                     }
+                    | _adopted(series.adopted)
                     for series in study.series
                 ],
             }
+            | _adopted(study.adopted)
             for study in case.studies
         ],
     }
+
+
+def _adopted(flag: bool) -> dict[str, bool]:
+    """Written only when set, so locks without adopted entries stay byte-identical."""
+    return {"adopted": True} if flag else {}
 
 
 def _layout(value: object, indent: str) -> str:
@@ -181,7 +191,7 @@ def parse_lock(document: Any, name: str = "casesync.lock") -> Lock:
     try:
         return Lock(
             api_url=str(document["api_url"]),
-            cases={key: _case(value) for key, value in document.get("cases", {}).items()},
+            cases={key: parse_case(value) for key, value in document.get("cases", {}).items()},
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise LockfileError(
@@ -189,7 +199,8 @@ def parse_lock(document: Any, name: str = "casesync.lock") -> Lock:
         ) from None
 
 
-def _case(raw: dict[str, Any]) -> LockedCase:
+def parse_case(raw: dict[str, Any]) -> LockedCase:
+    """One case entry of the lock (raises KeyError/TypeError when malformed)."""
     return LockedCase(
         case_id=int(raw["case_id"]),
         created_at=str(raw.get("created_at", "")),
@@ -201,11 +212,12 @@ def _case(raw: dict[str, Any]) -> LockedCase:
 
 def _study(raw: dict[str, Any]) -> LockedStudy:
     return LockedStudy(
-        study_id=int(raw["study_id"]),
+        study_id=None if raw["study_id"] is None else int(raw["study_id"]),
         position=int(raw["position"]),
         key=raw.get("key"),
         fields=dict(raw.get("fields", {})),
         series=[_series(series) for series in raw.get("series", [])],
+        adopted=bool(raw.get("adopted", False)),
     )
 
 
@@ -218,6 +230,7 @@ def _series(raw: dict[str, Any]) -> LockedSeries:
         status=raw.get("status"),
         fields=dict(raw.get("fields", {})),
         files=[LockedFile(*file) for file in raw.get("files", [])],
+        adopted=bool(raw.get("adopted", False)),
     )
 
 
