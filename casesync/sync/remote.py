@@ -54,7 +54,7 @@ class QuotaUse:
 
     def describe(self) -> str:
         allowed = "unlimited" if self.allowed is None else str(self.allowed)
-        text = f"draft quota of {self.login}: {self.used} of {allowed} used"
+        text = f"Draft quota of {self.login}: {self.used} of {allowed} used"
         if self.can_create or self.waiting:
             text += f"; the next apply can create {len(self.can_create)} new case"
             text += "s" * (len(self.can_create) != 1)
