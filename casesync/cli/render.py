@@ -24,7 +24,7 @@ from casesync.sync.plan import (
     Plan,
     PlanWarning,
 )
-from casesync.sync.remote import QuotaUse, RemoteState
+from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState
 
 if TYPE_CHECKING:  # status imports the planner and the executor: only its type is needed
     from casesync.sync.status import StatusReport
@@ -269,9 +269,6 @@ def render_markdown(plan: Plan, max_chars: int = MARKDOWN_BUDGET) -> str:
             break
         body += section
     return "\n".join(head + body + tail).rstrip() + "\n"
-
-
-DRIFT_CODES = ("case-deleted", "title-drift")
 
 
 def _drift_section(plan: Plan) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Protocol
 from casesync.api.models import RemoteCase, User
 
 DELETED = "deleted"
+DRIFT_CODES = ("case-deleted", "title-drift")  # plan warnings that come from the listing
 
 
 class ListingClient(Protocol):

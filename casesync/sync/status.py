@@ -20,7 +20,7 @@ from casesync.sync.executor import FINAL_JOB_STATES
 from casesync.sync.journal import Intent, Journal, journal_path, replay
 from casesync.sync.lockfile import Lock, check_api_url_matches, load_lock
 from casesync.sync.plan import make_plan
-from casesync.sync.remote import QuotaUse, RemoteState, RemoteView, fetch_remote
+from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState, RemoteView, fetch_remote
 
 UP_TO_DATE = "up to date"
 PENDING = "changes pending"
@@ -93,7 +93,7 @@ def status(
         quota = plan.quota
         for case in plan.cases:
             local = PENDING if case.actions or case.blocked else UP_TO_DATE
-            notes = tuple(w.message for w in case.warnings if w.code == "title-drift")
+            notes = tuple(w.message for w in case.warnings if w.code in DRIFT_CODES)
             notes += tuple(sorted({b.reason for b in case.blocked}))
             if quota is not None and case.key in quota.waiting:
                 notes += ("waiting for draft quota",)
@@ -123,6 +123,7 @@ def _row(
         for study in locked.studies
         for series in study.series
         if study.study_id is not None
+        and not remote.state(locked.case_id).deleted
         and series.job_id is not None
         and series.status not in FINAL_JOB_STATES
     )

@@ -1,0 +1,46 @@
+"""What happens on the site, outside the API: publish, retitle or delete a case on the emulator.
+
+Its admin routes are plain loopback HTTP; urllib keeps these helpers free of any event loop, so
+tests that run the CLI as a subprocess against ``emulator_thread`` can call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from casesync.emulator import EmulatorThread
+
+
+def site(
+    emulator: EmulatorThread, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        emulator.base_url + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def publish(emulator: EmulatorThread, case_id: int) -> None:
+    site(emulator, "POST", f"/_emulator/cases/{case_id}/status", {"status": "published"})
+
+
+def retitle(emulator: EmulatorThread, case_id: int, title: str) -> None:
+    site(emulator, "POST", f"/_emulator/cases/{case_id}/title", {"title": title})
+
+
+def delete(emulator: EmulatorThread, case_id: int) -> None:
+    site(emulator, "DELETE", f"/_emulator/cases/{case_id}")
+
+
+def create_case(emulator: EmulatorThread, title: str) -> int:
+    """A draft made on the site by hand (here through the API, as the demo user)."""
+    token = emulator.issue_tokens()["access_token"]
+    body = {"title": title, "system_id": 4}
+    return int(site(emulator, "POST", "/api/v1/cases", body, token)["id"])
