@@ -14,15 +14,17 @@ from casesync.emulator import EmulatorThread
 
 
 def site(
-    emulator: EmulatorThread, method: str, path: str, body: dict[str, Any] | None = None
+    emulator: EmulatorThread,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
 ) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        emulator.base_url + path,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(emulator.base_url + path, data, headers, method=method)
     with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
         return json.loads(response.read())
 
