@@ -261,7 +261,7 @@ def case_yaml(
     lines = [
         f"# Imported by 'casesync import' from case {case.id} on {today}. The API tells only",
         "# the title and the images: fill in the rest as it is on the site (uncomment a line",
-        "# to use it). What you change here is not sent: edit the case on the site too.",
+        "# to use it). Fields of an existing case are never sent again: edit them on the site.",
         f"key: {key}",
         f"title: {_scalar(case.title)}",
         f"system: {PLACEHOLDER_SYSTEM}  # placeholder: set the system shown on the site",

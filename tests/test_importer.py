@@ -1,0 +1,85 @@
+"""``casesync import``: a case folder written from the site, byte-identical, then "No changes"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import teaching_repo
+from repofactory import write_project
+from test_e2e_apply import apply, cli
+
+from casesync.project.validate import validate_project
+
+
+def applied_case(tmp_path: Path, emulator: Any) -> tuple[Path, int]:
+    source = teaching_repo(tmp_path / "source", cases=1, images=3)
+    assert apply(source, emulator).returncode == 0
+    return source, emulator.snapshot()["cases"][0]["id"]
+
+
+def test_import_writes_files_identical_to_the_uploads_and_plan_says_no_changes(
+    tmp_path: Path, emulator_thread: Any
+) -> None:
+    source, case_id = applied_case(tmp_path, emulator_thread)
+    target = write_project(tmp_path / "target")
+    done = cli(target, emulator_thread, "import", "--case-id", str(case_id))
+    assert done.returncode == 0, done.stderr
+    assert "into cases/teaching-case-0: 2 studies, 3 series, 7 files" in done.stdout
+    folder = target / "cases" / "teaching-case-0"
+    manifest = yaml.safe_load((folder / "case.yaml").read_text())
+    assert manifest["title"] == "Teaching case 0" and manifest["key"] == "teaching-case-0"
+    assert "# age: 40 years" in (folder / "case.yaml").read_text()  # a placeholder to fill in
+    uploaded = validate_project(source).manifest
+    imported = validate_project(target).manifest
+    assert uploaded is not None and imported is not None
+    for theirs, ours in zip(uploaded.cases[0].studies, imported.cases[0].studies, strict=True):
+        for a, b in zip(theirs.series, ours.series, strict=True):
+            originals = [(source / f.path).read_bytes() for f in a.files]
+            assert [(target / f.path).read_bytes() for f in b.files] == originals
+    plan = cli(target, emulator_thread, "plan")
+    assert plan.returncode == 0 and "No changes." in plan.stdout, plan.stdout
+
+    again = cli(target, emulator_thread, "import", "--case-id", str(case_id))
+    assert again.returncode == 5 and "already recorded as teaching-case-0" in again.stderr
+
+
+def test_import_never_overwrites_a_folder_and_leaves_nothing_behind(
+    tmp_path: Path, emulator_thread: Any
+) -> None:
+    _, case_id = applied_case(tmp_path, emulator_thread)
+    target = write_project(tmp_path / "target")
+    (target / "cases" / "mine").mkdir(parents=True)
+    (target / "cases" / "mine" / "notes.txt").write_text("keep me")
+    done = cli(target, emulator_thread, "import", "--case-id", str(case_id), "--into", "cases/mine")
+    assert done.returncode == 5 and "never overwrites" in done.stderr
+    assert [p.name for p in (target / "cases").iterdir()] == ["mine"]
+    assert not (target / "casesync.lock").exists()
+
+
+def test_import_all_drafts_skips_what_the_lock_holds(tmp_path: Path, emulator_thread: Any) -> None:
+    source = teaching_repo(tmp_path / "source", cases=2, images=2)
+    assert apply(source, emulator_thread).returncode == 0
+    first = json.loads((source / "casesync.lock").read_text())["cases"]["cases/case-00"]
+    (source / "casesync.lock").write_text(
+        json.dumps({"version": 1, "api_url": emulator_thread.base_url, "cases": {}})
+    )
+    done = cli(source, emulator_thread, "import", "--all-drafts")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("imported case") == 2
+    lock = json.loads((source / "casesync.lock").read_text())["cases"]
+    assert lock["teaching-case-0"]["case_id"] == first["case_id"]
+    none_left = cli(source, emulator_thread, "import", "--all-drafts")
+    assert "already in the lockfile" in none_left.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["--case-id", "1", "--all-drafts"]])
+def test_import_needs_exactly_one_target(
+    tmp_path: Path, emulator_thread: Any, args: list[str]
+) -> None:
+    target = write_project(tmp_path / "target")
+    done = cli(target, emulator_thread, "import", *args)
+    assert done.returncode == 1 and "--case-id N or --all-drafts" in done.stderr
