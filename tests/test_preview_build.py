@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pydicom
@@ -142,24 +143,30 @@ CASE = """
     body: {body}
     studies:
       - modality: X-ray
-        findings: <p onclick="steal()">Clear <a href="javascript:alert(1)">lungs</a></p>
+        findings: <p>Clear lungs</p>
         series:
           - images: xr
 """
 
 
-def test_manifest_html_is_sanitised_on_the_page(tmp_path: Path) -> None:
+def test_manifest_text_is_sanitised_on_the_page(tmp_path: Path) -> None:
+    """Raw HTML cannot carry script (validate refuses it); Markdown's inline HTML is sanitised."""
     write_project(tmp_path)
-    body = "'<p>Fine</p><script>alert(1)</script><img src=x onerror=alert(2)>'"
-    case_dir = write_case(tmp_path, "c1", CASE.format(title="Script test", body=body))
+    body = '"Fine\\n\\n<script>alert(1)</script><img src=x onerror=alert(2)>"'
+    text = CASE.format(title="Script test", body=body).replace(
+        "findings: <p>Clear lungs</p>",
+        "findings: '<b onclick=\"steal()\">Clear</b> [lungs](javascript:alert(1))'",
+    )
+    case_dir = write_case(tmp_path, "c1", textwrap.dedent(text) + "text_format: markdown\n")
     write_pngs(case_dir / "xr", ["a.png"])
     build_preview(tmp_path)
-    text = (tmp_path / ".casesync" / "preview" / "cases-c1" / "index.html").read_text()
-    doc = parse(text)
+    page = (tmp_path / ".casesync" / "preview" / "cases-c1" / "index.html").read_text()
+    doc = parse(page)
     assert doc.find("section", "discussion").find("p").text() == "Fine"
     findings = doc.find("div", "findings")
-    assert findings.find("a").attrs == {}  # the javascript: link lost its href
-    assert "alert(1)" not in text and "onclick" not in text and "onerror" not in text
+    assert findings.find("b").attrs == {}  # the event attribute is gone
+    assert all(not a.attrs.get("href", "").startswith("javascript") for a in doc.find_all("a"))
+    assert "<script>alert" not in page and "onclick" not in page and "onerror" not in page
     scripts = doc.find_all("script")
     assert [s.attrs.get("type") for s in scripts] == ["application/json", None]
 

@@ -139,7 +139,10 @@ def init(ctx: typer.Context) -> None:
         typer.echo(f"wrote {name}")
     if not written:
         typer.echo("nothing to do: the project is already set up")
-    typer.echo("next: edit cases/, then run 'casesync validate' and 'casesync plan'")
+    typer.echo(
+        "next: commit .casesync-schemas/ (editor help), make the sample in cases/ your own "
+        "(remove 'sample: true'), then run 'casesync validate' and 'casesync plan'"
+    )
 
 
 @app.command()
@@ -334,6 +337,14 @@ def apply(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for every series to finish processing.")
     ] = False,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="CASESYNC_WAIT_TIMEOUT",
+            help="Seconds --wait waits at most; jobs still processing are recorded as such.",
+        ),
+    ] = 1800,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
@@ -369,6 +380,7 @@ def apply(
             upload_concurrency=upload_concurrency,
             api_concurrency=api_concurrency,
             wait=wait,
+            wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
             within_quota=within_quota,
@@ -386,10 +398,12 @@ def resolve(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The case key apply reported.")],
     case_id: Annotated[
-        int | None, typer.Option("--case-id", help="The case exists: its id on the site.")
+        int | None,
+        typer.Option("--case-id", min=1, help="The case exists: its id on the site."),
     ] = None,
     study_id: Annotated[
-        int | None, typer.Option("--study-id", help="The study exists: its id on the site.")
+        int | None,
+        typer.Option("--study-id", min=1, help="The study exists: its id on the site."),
     ] = None,
     series_job: Annotated[
         str | None, typer.Option("--series-job", help="The series exists: its job id.")

@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 from html import escape
 
+from casesync.markdown import sanitise
 from casesync.preview.images import IMG_DIR, SliceView
 from casesync.preview.pixels import FILE_WINDOW, Window
-from casesync.preview.sanitize import display_html
 
 CSS = """
 body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f4f4;color:#222}
@@ -151,13 +151,13 @@ def case_page(case: CaseView) -> str:
 def _section(heading: str, css_class: str, html_text: str | None) -> str:
     if not html_text:
         return ""
-    return f'<section class="{css_class}"><h2>{heading}</h2>{display_html(html_text)}</section>'
+    return f'<section class="{css_class}"><h2>{heading}</h2>{sanitise(html_text)}</section>'
 
 
 def _study(number: int, study: StudyView) -> str:
     caption = f": {escape(study.caption)}" if study.caption else ""
     stacks = "".join(_stack(series) for series in study.series)
-    findings = display_html(study.findings)
+    findings = sanitise(study.findings) if study.findings else ""
     return (
         f'<section class="study" id="study-{number}"><h2>{escape(study.modality)}{caption}</h2>'
         f'<div class="study-body"><div class="series">{stacks}</div>'

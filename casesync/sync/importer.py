@@ -25,6 +25,7 @@ import yaml
 
 from casesync.api.models import OriginalSeries, RemoteCase
 from casesync.cli.progress import case_url
+from casesync.cli.scaffold import schema_header
 from casesync.errors import ConfigError, Refused, ValidationFailed
 from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts, compute_facts
@@ -176,7 +177,8 @@ async def _import_one(
     try:
         series = await _download(client, await client.originals(case.id), staging)
         _check_phi(staging, series, folder)
-        (staging / "case.yaml").write_text(case_yaml(case, key, series, staging), "utf-8")
+        header = schema_header(target / "case.yaml", root, "case")  # for editors
+        (staging / "case.yaml").write_text(header + case_yaml(case, key, series, staging), "utf-8")
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,7 @@ owner written in the file is only there to be shown.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from casesync.errors import Refused
+from casesync.errors import Refused, StateWriteError
 from casesync.settings import STATE_DIR
 from casesync.sync.journal import utc_now
 
@@ -44,7 +45,7 @@ def current_owner(command: str | None = None) -> Owner:
 def read_owner(path: Path) -> Owner | None:
     """The owner written in the lock file; None when it holds none (free or never used)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
     if not text.strip():
@@ -61,8 +62,11 @@ def run_lock(
 ) -> Iterator[Owner]:
     """Hold the repository's apply lock for the duration of the block."""
     path = root / STATE_DIR / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -77,13 +81,24 @@ def run_lock(
         if previous is not None:
             notice(f"taking over the apply lock of a process that is gone ({previous.describe()})")
         me = current_owner(command)
-        _write(fd, json.dumps(asdict(me)))
+        try:
+            _write(fd, json.dumps(asdict(me)))
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
         try:
             yield me
         finally:
-            _write(fd, "")  # released cleanly: nothing to take over next time
+            with contextlib.suppress(OSError):  # a stale owner only makes a notice next time
+                _write(fd, "")  # released cleanly: nothing to take over next time
     finally:
         os.close(fd)  # also releases the flock
+
+
+def _unwritable(path: Path, exc: OSError) -> StateWriteError:
+    return StateWriteError(
+        f"cannot write {path} ({exc.strerror or exc})",
+        hint="free disk space (or fix the folder's permissions), then run again; nothing was sent",
+    )
 
 
 def _write(fd: int, text: str) -> None:

@@ -16,11 +16,11 @@ from casesync.api.models import JobStatus
 from casesync.cli.progress import case_url
 from casesync.project.validate import load_project_file, validate_project
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.sync.executor import FINAL_JOB_STATES
 from casesync.sync.journal import Intent, Journal, journal_path, replay
 from casesync.sync.lockfile import Lock, check_api_url_matches, load_lock
 from casesync.sync.plan import make_plan
 from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState, RemoteView, fetch_remote
+from casesync.sync.waiting import FINAL_JOB_STATES
 
 UP_TO_DATE = "up to date"
 PENDING = "changes pending"
