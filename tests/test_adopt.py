@@ -106,3 +106,45 @@ def test_forget_then_plan_creates_the_case_again(tmp_path: Path, emulator_thread
     assert plan_actions(root, emulator_thread, "cases/case-01") == []
     again = cli(root, emulator_thread, "forget", "cases/case-00", "--yes")
     assert again.returncode == 1 and "nothing to forget" in again.stderr
+
+
+def test_a_new_series_in_a_study_adopted_without_its_id_is_blocked() -> None:
+    from test_plan import API, case, manifest, series, study
+
+    from casesync.sync.adopt import adopted_entry
+    from casesync.sync.lockfile import Lock
+    from casesync.sync.plan import CreateSeries, CreateStudy, make_plan
+
+    before = case("a", study("CT", series("a")))
+    lock = Lock(API, {"a": adopted_entry(before, 5, "", "present")})
+    assert not make_plan(manifest(before), lock, API).has_changes
+    after = case("a", study("CT", series("a"), series("b")), study("MRI", series("c")))
+    plan = make_plan(manifest(after), lock, API).cases[0]
+    assert [type(a) for a in plan.actions][:2] == [CreateStudy, CreateSeries]
+    assert plan.actions[1].study_index == 1
+    [blocked] = plan.blocked
+    assert isinstance(blocked.action, CreateSeries) and blocked.action.study_index == 0
+    assert "adopted without its id" in blocked.reason
+
+
+def test_adopt_and_forget_are_folded_from_the_journal_and_a_stopped_one_never_happened(
+    tmp_path: Path,
+) -> None:
+    from test_plan import API, case, series, study
+
+    from casesync.sync.adopt import adopted_entry
+    from casesync.sync.journal import Ledger
+    from casesync.sync.lockfile import case_document, load_lock
+
+    lock_path = tmp_path / "casesync.lock"
+    entry = adopted_entry(case("a", study("CT", series("a"))), 7, "", "present")
+    ledger = Ledger(tmp_path, lock_path, load_lock(lock_path, API))
+    adopt_intent = ledger.begin("adopt", "a", "adopt", {"entry": case_document(entry)})
+    ledger.finish(adopt_intent, {"case_id": 7})
+    ledger.begin("forget", "a", "forget", {"case_id": 7})  # killed before its result
+    again = Ledger(tmp_path, lock_path, load_lock(lock_path, API))
+    assert again.recover() == []
+    assert again.lock.cases["a"] == entry and load_lock(lock_path, API).cases["a"] == entry
+    forget_intent = again.begin("forget", "a", "forget", {"case_id": 7})
+    again.finish(forget_intent, {})
+    assert load_lock(lock_path, API).cases == {}

@@ -83,3 +83,48 @@ def test_import_needs_exactly_one_target(
     target = write_project(tmp_path / "target")
     done = cli(target, emulator_thread, "import", *args)
     assert done.returncode == 1 and "--case-id N or --all-drafts" in done.stderr
+
+
+def test_import_of_dicom_guesses_the_modality_and_keeps_the_stack_order(
+    tmp_path: Path, emulator_thread: Any
+) -> None:
+    import pydicom
+    from phifactory import OPTIONS, bundled, write
+    from repofactory import write_case
+
+    from casesync.phi.anonymise import anonymise_dataset
+
+    source = write_project(tmp_path / "source")
+    folder = write_case(
+        source,
+        "ct",
+        "title: DICOM case\nsystem: Chest\nstudies:\n  - modality: CT\n    series:\n"
+        "      - images: [slices/b.dcm, slices/a.dcm]\n",
+    )
+    (folder / "slices").mkdir()
+    for number, name in ((1, "a.dcm"), (2, "b.dcm")):
+        dataset = pydicom.dcmread(bundled("CT_small.dcm"))
+        dataset.InstanceNumber = number
+        dataset.SOPInstanceUID = f"{dataset.SOPInstanceUID}.{number}"  # one instance per slice
+        anonymise_dataset(dataset, OPTIONS)
+        write(dataset, folder / "slices" / name)
+    applied = apply(source, emulator_thread)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    case_id = emulator_thread.snapshot()["cases"][0]["id"]
+    target = write_project(tmp_path / "target")
+    done = cli(target, emulator_thread, "import", "--case-id", str(case_id), "--into", "cases/ct")
+    assert done.returncode == 0, done.stderr
+    text = (target / "cases/ct/case.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../../.casesync-schemas/")
+    manifest = yaml.safe_load(text)
+    [study] = manifest["studies"]
+    assert study["modality"] == "CT"  # from the headers
+    # InstanceNumber order is not the stack order here, so the files are listed in stack order
+    assert study["series"][0]["images"] == [
+        "study-1/series-1/0001.dcm",
+        "study-1/series-1/0002.dcm",
+    ]
+    assert (target / "cases/ct/study-1/series-1/0001.dcm").read_bytes() == (
+        folder / "slices/b.dcm"
+    ).read_bytes()
+    assert "No changes." in cli(target, emulator_thread, "plan").stdout
