@@ -6,6 +6,7 @@ tests that run the CLI as a subprocess against ``emulator_thread`` can call them
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.request
 from typing import Any
@@ -46,3 +47,26 @@ def create_case(emulator: EmulatorThread, title: str) -> int:
     token = emulator.issue_tokens()["access_token"]
     body = {"title": title, "system_id": 4}
     return int(site(emulator, "POST", "/api/v1/cases", body, token)["id"])
+
+
+def case_with_series(emulator: EmulatorThread, title: str, blobs: list[bytes]) -> int:
+    """A case with one DICOM series made outside casesync (so casesync's gate never saw it)."""
+    token = emulator.issue_tokens()["access_token"]
+    case_id = create_case(emulator, title)
+    study = site(emulator, "POST", f"/api/v1/cases/{case_id}/studies", {"modality": "CT"}, token)
+    hashes = [hashlib.sha256(blob).hexdigest() for blob in blobs]
+    slots = site(emulator, "POST", "/direct_s3_uploads", {"sha256": hashes}, token)["uploads"]
+    for blob, slot in zip(blobs, slots, strict=True):
+        put = urllib.request.Request(
+            slot["url"], blob, {"Content-Type": "application/dicom"}, method="PUT"
+        )
+        urllib.request.urlopen(put, timeout=10).close()  # no Authorization, like S3 wants
+    body = {
+        "image_format": "application/dicom",
+        "series": {"root_index": 0},
+        "stack_upload": {"uploaded_data": [slot["id"] for slot in slots]},
+    }
+    site(
+        emulator, "POST", f"/image_preparation/{case_id}/studies/{study['id']}/series", body, token
+    )
+    return case_id

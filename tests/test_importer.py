@@ -98,7 +98,7 @@ def test_import_of_dicom_guesses_the_modality_and_keeps_the_stack_order(
     folder = write_case(
         source,
         "ct",
-        "title: DICOM case\nsystem: Chest\nstudies:\n  - modality: CT\n    series:\n"
+        "title: \"CT: chest #2, 'quoted'\"\nsystem: Chest\nstudies:\n  - modality: CT\n    series:\n"
         "      - images: [slices/b.dcm, slices/a.dcm]\n",
     )
     (folder / "slices").mkdir()
@@ -118,6 +118,7 @@ def test_import_of_dicom_guesses_the_modality_and_keeps_the_stack_order(
     assert text.startswith("# yaml-language-server: $schema=../../.casesync-schemas/")
     manifest = yaml.safe_load(text)
     [study] = manifest["studies"]
+    assert manifest["title"] == "CT: chest #2, 'quoted'"  # YAML-quoted as needed
     assert study["modality"] == "CT"  # from the headers
     # InstanceNumber order is not the stack order here, so the files are listed in stack order
     assert study["series"][0]["images"] == [
@@ -128,3 +129,27 @@ def test_import_of_dicom_guesses_the_modality_and_keeps_the_stack_order(
         folder / "slices/b.dcm"
     ).read_bytes()
     assert "No changes." in cli(target, emulator_thread, "plan").stdout
+
+
+def test_import_refuses_files_that_fail_the_phi_gate_and_writes_nothing(tmp_path: Path) -> None:
+    from io import BytesIO
+
+    from phifactory import clean_ct
+    from sitehelpers import case_with_series
+
+    from casesync.emulator import EmulatorConfig, EmulatorThread
+
+    patient = clean_ct()
+    patient.PatientName = "Doe^Jane"
+    blob = BytesIO()
+    patient.save_as(blob, enforce_file_format=True)
+    config = EmulatorConfig(job_seconds=0.05, anonymiser_check="off")
+    with EmulatorThread(config) as emulator:
+        case_id = case_with_series(emulator, "Not anonymised", [blob.getvalue()])
+        target = write_project(tmp_path / "target")
+        done = cli(target, emulator, "import", "--case-id", str(case_id))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "PHI gate" in done.stderr and "nothing was written" in done.stderr
+    assert "cases/not-anonymised/study-1/series-1" in done.stderr
+    assert "Doe" not in done.stdout + done.stderr  # never the value
+    assert not any((target / "cases").rglob("*")) and not (target / "casesync.lock").exists()
