@@ -14,6 +14,8 @@ from pathlib import Path
 from casesync.cli.progress import case_url
 from casesync.errors import ConfigError, Refused
 from casesync.project.manifest import CaseSpec
+from casesync.project.validate import load_project_file
+from casesync.settings import LOCK_FILE, resolve_api_url
 from casesync.sync.journal import Ledger
 from casesync.sync.lockfile import (
     LockedCase,
@@ -21,7 +23,9 @@ from casesync.sync.lockfile import (
     LockedSeries,
     LockedStudy,
     case_document,
+    check_api_url_matches,
     fingerprints,
+    load_lock,
 )
 from casesync.sync.plan import FIRST_STUDY_POSITION
 from casesync.sync.remote import RemoteView, fetch_remote
@@ -148,10 +152,6 @@ class ForgetSettings:
 
 def forget(settings: ForgetSettings, notice: Callable[[str], None]) -> str:
     """Drop case ``key`` from the lock; say what the site still holds."""
-    from casesync.project.validate import load_project_file
-    from casesync.settings import LOCK_FILE, resolve_api_url
-    from casesync.sync.lockfile import check_api_url_matches, load_lock
-
     project, _ = load_project_file(settings.root)
     api_url = resolve_api_url(settings.api_url_flag, project.api_url if project else None)
     lock_path = settings.lock_path or settings.root / LOCK_FILE
