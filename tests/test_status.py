@@ -68,3 +68,17 @@ def test_status_jobs_polls_series_still_processing(tmp_path: Path, emulator_thre
     assert recorded["needs_attention"] is False  # processing is not a problem
     polled = json.loads(cli(root, emulator_thread, "status", "--jobs", "-f", "json").stdout)
     assert polled["jobs_polled"] is True and polled["cases"][0]["processing"] == []
+
+
+def test_status_of_an_invalid_project_names_the_broken_case_file(tmp_path: Path) -> None:
+    from casesync.api.models import Quotas, User
+    from casesync.sync.remote import RemoteView
+    from casesync.sync.status import INVALID, status
+
+    root = teaching_repo(tmp_path / "repo", cases=2, images=1)
+    case_file = root / "cases/case-01/case.yaml"
+    case_file.write_text(case_file.read_text().replace("system: Gastrointestinal\n", ""))
+    remote = RemoteView(User("me", Quotas(10, 0, None, 0)), {}, "2026-01-01T00:00:00+00:00")
+    report = status(root, api_url_flag="https://radiopaedia.org", read=lambda url: remote)
+    assert [(c.key, c.local) for c in report.cases] == [("cases/case-01/case.yaml", INVALID)]
+    assert report.needs_attention and report.quota is None
