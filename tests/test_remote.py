@@ -104,3 +104,22 @@ def test_state_of_a_case_missing_from_the_listing_is_deleted() -> None:
     remote = view(10, 0, [listed])
     assert remote.state(7).status == "pending_review" and not remote.state(7).is_draft
     assert remote.state(8).deleted and remote.state(8).title is None
+
+
+def test_plain_plan_stays_offline_and_never_imports_aiohttp(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = teaching_repo(tmp_path / "repo", cases=1, images=1)
+    script = (
+        "import sys\n"
+        "from casesync.__main__ import main\n"
+        "sys.argv = ['casesync', 'plan', '--api-url', 'https://radiopaedia.org']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('aiohttp' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert "Plan: 1 case" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("False")
