@@ -94,7 +94,10 @@ def view(quota: int | None, used: int, cases: list[RemoteCase]) -> RemoteView:
 def test_quota_use_lists_which_new_cases_fit_in_order() -> None:
     use = view(10, 8, []).quota_use(["a", "b", "c"])
     assert (use.can_create, use.waiting) == (("a", "b"), ("c",))
-    assert "8 of 10 used" in use.describe() and "1 wait for draft quota" in use.describe()
+    assert use.describe() == (
+        "Draft quota of me: 8 of 10 used; the next apply can create 2 new cases (a, b), 1 wait "
+        "for draft quota (c) (apply --within-quota creates those that fit)"
+    )
     unlimited = view(None, 50, []).quota_use(["a", "b"])
     assert (unlimited.can_create, unlimited.waiting) == (("a", "b"), ())
 

@@ -58,10 +58,18 @@ class QuotaUse:
         text = f"Draft quota of {self.login}: {self.used} of {allowed} used"
         if self.can_create or self.waiting:
             text += f"; the next apply can create {len(self.can_create)} new case"
-            text += "s" * (len(self.can_create) != 1)
+            text += "s" * (len(self.can_create) != 1) + _names(self.can_create)
             if self.waiting:
-                text += f", {len(self.waiting)} wait for draft quota (apply --within-quota)"
+                text += f", {len(self.waiting)} wait for draft quota{_names(self.waiting)}"
+                text += " (apply --within-quota creates those that fit)"
         return text
+
+
+def _names(keys: tuple[str, ...], shown: int = 5) -> str:
+    if not keys:
+        return ""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return f" ({', '.join(keys[:shown])}{more})"
 
 
 @dataclass(frozen=True)
