@@ -59,10 +59,10 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         prepared, ledger, plan = settle_and_plan(
             settings.root, settings.api_url_flag, settings.lock_path
         )
+        if settings.plan_file is not None:  # before --recreate: the plan reviewed showed it
+            _check_reviewed_plan(settings.plan_file, plan)
         if settings.recreate:
             plan = _recreate(settings.recreate, prepared, ledger, events)
-        if settings.plan_file is not None:
-            _check_reviewed_plan(settings.plan_file, plan)
         plan = _select(plan, settings.cases)
         _refuse_samples(prepared.manifest, plan)
         events.plan(plan)
