@@ -18,6 +18,7 @@ from casesync.project.validate import load_project_file
 from casesync.settings import LOCK_FILE, resolve_api_url
 from casesync.sync.journal import Ledger
 from casesync.sync.lockfile import (
+    Lock,
     LockedCase,
     LockedFile,
     LockedSeries,
@@ -187,11 +188,10 @@ def forget_cases(ledger: Ledger, keys: Iterable[str]) -> list[str]:
     return held
 
 
-def recreate_deleted(ledger: Ledger, keys: Iterable[str], remote: RemoteView) -> list[str]:
-    """``apply --recreate KEY``: forget each case the listing shows deleted, refuse others."""
-    keys = list(keys)
+def check_deleted(lock: Lock, keys: Iterable[str], remote: RemoteView) -> None:
+    """``apply --recreate KEY``: each case must be in the lock and gone from the listing."""
     for key in keys:
-        locked = ledger.lock.cases.get(key)
+        locked = lock.cases.get(key)
         if locked is None:
             raise ConfigError(f"--recreate {key}: it is not in the lockfile (nothing to recreate)")
         if locked.case_id in remote.cases:
@@ -199,4 +199,3 @@ def recreate_deleted(ledger: Ledger, keys: Iterable[str], remote: RemoteView) ->
                 f"--recreate {key}: case {locked.case_id} is still in your case listing",
                 hint="only a case deleted on the site is created again",
             )
-    return forget_cases(ledger, keys)

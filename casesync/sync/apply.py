@@ -62,7 +62,7 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         if settings.plan_file is not None:  # before --recreate: the plan reviewed showed it
             _check_reviewed_plan(settings.plan_file, plan)
         if settings.recreate:
-            plan = _recreate(settings.recreate, prepared, ledger, events)
+            plan = _recreate_plan(settings.recreate, prepared, ledger)
         plan = _select(plan, settings.cases)
         _refuse_samples(prepared.manifest, plan)
         events.plan(plan)
@@ -74,6 +74,11 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
                 )
             if not confirm():
                 raise Refused("apply cancelled: nothing was sent")
+        if settings.recreate:  # confirmed: now the old ids leave the lock (journaled)
+            from casesync.sync.adopt import forget_cases
+
+            for line in forget_cases(ledger, settings.recreate):
+                events.notice(f"--recreate: {line}")
         report, fatal = asyncio.run(
             _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events)
         )
@@ -98,17 +103,19 @@ def settle_and_plan(
     return prepared, ledger, make_plan(prepared.manifest, ledger.lock, prepared.api_url)
 
 
-def _recreate(
-    keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger, events: Events
-) -> Plan:
-    """Forget the cases the listing shows deleted (journaled), then plan them as new."""
-    from casesync.sync.adopt import recreate_deleted
+def _recreate_plan(keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger) -> Plan:
+    """The plan with the cases the listing shows deleted created anew (refused for others).
+
+    The lock itself changes only once the plan is confirmed.
+    """
+    from casesync.sync.adopt import check_deleted
     from casesync.sync.remote import fetch_remote
 
-    for line in recreate_deleted(ledger, keys, fetch_remote(prepared.api_url)):
-        events.notice(f"--recreate: {line}")
-    ledger.compact()
-    return make_plan(prepared.manifest, ledger.lock, prepared.api_url)
+    check_deleted(ledger.lock, keys, fetch_remote(prepared.api_url))
+    without = dataclasses.replace(
+        ledger.lock, cases={k: c for k, c in ledger.lock.cases.items() if k not in keys}
+    )
+    return make_plan(prepared.manifest, without, prepared.api_url)
 
 
 def _check_reviewed_plan(path: Path, fresh: Plan) -> None:
