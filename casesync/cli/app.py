@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from casesync import __version__
-from casesync.cli import commands_auth, commands_project, commands_sync
+from casesync.cli import commands_auth, commands_project, commands_site, commands_sync
 from casesync.cli.helptext import CasesyncGroup
 from casesync.cli.options import GlobalOptions, Output
 from casesync.settings import debug_from_env
@@ -76,5 +76,10 @@ def main_callback(
         raise typer.Exit()
 
 
-for _group in (commands_project.commands, commands_sync.commands, commands_auth.commands):
+for _group in (
+    commands_project.commands,
+    commands_sync.commands,
+    commands_site.commands,
+    commands_auth.commands,
+):
     app.registered_commands.extend(_group.registered_commands)

@@ -97,6 +97,14 @@ def plan(
             "collapse into one summary table.",
         ),
     ] = 60_000,  # render.MARKDOWN_BUDGET (not imported: --help stays light)
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Also read the case listing (needs login): deleted, published, retitled cases "
+            "and the draft quota.",
+        ),
+    ] = False,
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
 ) -> None:
@@ -120,10 +128,17 @@ def plan(
     except InvalidProject as exc:
         print_problems(exc.result.problems, problems_format, exc.result.advice)
         raise
-    typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
+    plan_ = prepared.plan
+    if refresh:
+        from casesync.sync.plan import make_plan
+        from casesync.sync.remote import fetch_remote
+
+        remote = fetch_remote(prepared.api_url)
+        plan_ = make_plan(prepared.manifest, prepared.lock, prepared.api_url, remote)
+    typer.echo(render_plan(plan_, fmt, max_chars), nl=False)
     if out is not None:
-        atomic_write_text(out, render_json(prepared.plan))
-    if detailed_exitcode and prepared.plan.has_changes:
+        atomic_write_text(out, render_json(plan_))
+    if detailed_exitcode and plan_.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
 
 

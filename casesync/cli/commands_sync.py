@@ -100,6 +100,23 @@ def apply(
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
+    within_quota: Annotated[
+        bool,
+        typer.Option(
+            "--within-quota",
+            help="Create the new cases the draft quota allows (in order), finish the rest; "
+            "the others wait (exit 4).",
+        ),
+    ] = False,
+    recreate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recreate",
+            metavar="KEY",
+            help="Create again this case, deleted on the site (repeatable).",
+            autocompletion=complete_case_keys,
+        ),
+    ] = None,
     fmt: TextJsonOption = "text",
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
@@ -127,6 +144,7 @@ def apply(
         api_url_flag=api_url,
         lock_path=lockfile,
         cases=tuple(case or ()),
+        recreate=tuple(recreate or ()),
         plan_file=plan_file,
         yes=yes,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
@@ -139,6 +157,7 @@ def apply(
             wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
+            within_quota=within_quota,
         ),
     )
     events = apply_events(fmt, output(ctx))

@@ -74,6 +74,29 @@ EPILOGS: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
         (*_OK_ERROR, ExitCode.INTERRUPTED),
     ),
     "demo": (("casesync demo", "casesync demo --keep /tmp/casesync-demo --serve"), _OK_ERROR),
+    "status": (
+        (
+            "casesync status",
+            "casesync status --jobs --detailed-exitcode",
+            "casesync status -f json",
+        ),
+        (*_PROJECT, ExitCode.CHANGES_PRESENT),
+    ),
+    "adopt": (
+        (
+            "casesync adopt ct-brain-01 --case-id 12345",
+            "casesync adopt ct-brain-01 --case-id 12345 --imaging present",
+        ),
+        (*_PROJECT, ExitCode.REFUSED),
+    ),
+    "forget": (
+        ("casesync forget ct-brain-01", "casesync forget ct-brain-01 --yes"),
+        (*_PROJECT, ExitCode.REFUSED),
+    ),
+    "import": (
+        ("casesync import --case-id 12345", "casesync import --all-drafts"),
+        (*_PROJECT, ExitCode.REFUSED),
+    ),
     "login": (
         ("casesync login", "casesync login --api-url http://127.0.0.1:8787"),
         (*_OK_ERROR, ExitCode.INTERRUPTED),
