@@ -22,7 +22,7 @@ from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
 from casesync.api.oauth import Client, TokenGrant, exchange_code, refresh_grant
 from casesync.errors import AuthError, ConfigError
-from casesync.lockfile import atomic_write_text
+from casesync.fsutil import atomic_write
 from casesync.settings import env_value
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
@@ -109,7 +109,7 @@ def read_credentials(path: Path) -> Credentials | None:
 def write_credentials(path: Path, credentials: Credentials) -> None:
     """Atomically (temp file created 0600 in the same folder, fsync, rename, fsync folder)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_text(path, json.dumps(asdict(credentials), indent=2) + "\n", mode=0o600)
+    atomic_write(path, json.dumps(asdict(credentials), indent=2) + "\n", mode=0o600)
 
 
 class TokenProvider:

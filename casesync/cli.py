@@ -19,7 +19,7 @@ from casesync import __version__
 from casesync.apply import ApplySettings, run_apply
 from casesync.errors import ConfigError, ExitCode
 from casesync.executor import ApplyOptions
-from casesync.lockfile import atomic_write_text
+from casesync.fsutil import atomic_write
 from casesync.phi import cli as phi_cli
 from casesync.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
 from casesync.render import (
@@ -175,6 +175,8 @@ def plan(
     """Show what apply would create and upload, from the manifests and casesync.lock alone."""
     _check_format(fmt, PLAN_FORMATS)
     root = _project_root(ctx)
+    if out is not None:
+        _check_out_file(out)
     try:
         with hashing_progress() as progress:
             prepared = prepare_plan(
@@ -187,9 +189,25 @@ def plan(
         _print_problems(prepared.validation.warnings, "text")
     typer.echo(render_plan(prepared.plan, fmt), nl=False)
     if out is not None:
-        atomic_write_text(out, render_json(prepared.plan))
+        try:
+            atomic_write(out, render_json(prepared.plan))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the plan to {out}: {exc.strerror}", hint=OUT_HINT
+            ) from None
     if detailed_exitcode and prepared.plan.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+OUT_HINT = "give --out a file name in an existing folder"
+
+
+def _check_out_file(out: Path) -> None:
+    """Fail before the work, not after: ``--out`` must name a file in an existing folder."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder", hint=OUT_HINT)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist", hint=OUT_HINT)
 
 
 @app.command()

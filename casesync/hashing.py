@@ -19,6 +19,7 @@ from casesync.cachedb import open_cache
 from casesync.dicomheader import position_along_normal, read_slice_keys
 from casesync.errors import ConfigError
 from casesync.formats import DICOM, sniff_format
+from casesync.fsutil import open_regular
 
 CHUNK_BYTES = 1024 * 1024
 CACHE_SCHEMA = 1
@@ -146,7 +147,7 @@ def _read(root: Path, relpath: str, progress: Callable[[int], None] | None) -> F
 def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> FileFacts:
     """Hash one file in chunks, sniff its format, and read DICOM slice keys from its header."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         chunk = handle.read(CHUNK_BYTES)
         fmt = sniff_format(chunk) if chunk else None
         keys = read_slice_keys(chunk, len(chunk) < CHUNK_BYTES) if fmt == DICOM else None

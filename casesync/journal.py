@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from casesync.errors import LockfileError
+from casesync.fsutil import atomic_write, ensure_dir, open_nofollow, refuse_symlink
 from casesync.lockfile import (
     Lock,
     LockedCase,
     LockedFile,
     LockedSeries,
     LockedStudy,
-    atomic_write_text,
     remove_stale_temp_files,
     save_lock,
 )
@@ -81,9 +81,9 @@ class Journal:
         self.path = path
 
     def append(self, entry: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.path.parent.parent, self.path.parent)  # .casesync: not a symlink
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, line.encode())
             os.fsync(fd)
@@ -94,6 +94,7 @@ class Journal:
         """Every complete line; a torn last line (killed mid-write) is ignored."""
         if not self.path.exists():
             return []
+        refuse_symlink(self.path)
         lines = self.path.read_text(encoding="utf-8").splitlines()
         entries = []
         for number, line in enumerate(lines, 1):
@@ -115,7 +116,7 @@ class Journal:
             self.path.unlink(missing_ok=True)
             return
         text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
-        atomic_write_text(self.path, text)
+        atomic_write(self.path, text)
 
 
 class Ledger:

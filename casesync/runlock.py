@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from casesync.errors import Refused
+from casesync.fsutil import open_nofollow, state_folder
 from casesync.journal import utc_now
-from casesync.settings import STATE_DIR
 
 LOCK_NAME = "apply.lock"
 
@@ -60,9 +60,8 @@ def run_lock(
     root: Path, notice: Callable[[str], None], command: str | None = None
 ) -> Iterator[Owner]:
     """Hold the repository's apply lock for the duration of the block."""
-    path = root / STATE_DIR / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = state_folder(root) / LOCK_NAME
+    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,6 +12,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from casesync.fsutil import atomic_write, read_regular, refuse_symlink, state_folder
 from casesync.schema import schema_text
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
@@ -52,13 +53,12 @@ def schema_header(yaml_file: Path, root: Path, name: str) -> str:
 
 def refresh_editor_schemas(root: Path) -> None:
     """Write the shipped schemas to ``.casesync/schemas/`` when missing or outdated."""
-    folder = root / STATE_DIR / "schemas"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = state_folder(root, "schemas")
     for name in ("case", "project", "lock"):
         target = folder / f"{name}.schema.json"
         text = schema_text(name)
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
+        if not target.exists() or read_regular(target, None, follow=False) != text.encode():
+            atomic_write(target, text)
 
 
 def init_project(root: Path) -> list[str]:
@@ -83,12 +83,13 @@ def init_project(root: Path) -> list[str]:
 
 
 def _add_gitignore_entry(gitignore: Path) -> bool:
+    refuse_symlink(gitignore)
     existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
     if any(line.strip() in (GITIGNORE_ENTRY, STATE_DIR) for line in existing.splitlines()):
         return False
     separator = "" if not existing or existing.endswith("\n") else "\n"
     comment = "# casesync: local caches, journal and keys (never commit)\n"
-    gitignore.write_text(existing + separator + comment + GITIGNORE_ENTRY + "\n", encoding="utf-8")
+    atomic_write(gitignore, existing + separator + comment + GITIGNORE_ENTRY + "\n")
     return True
 
 

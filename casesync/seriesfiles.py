@@ -9,6 +9,7 @@ images: natural name order); an explicit list keeps the order the author wrote.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -47,14 +48,10 @@ def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selecti
     for entry in entries:
         target = os.path.join(case_dir, entry)
         if GLOB_CHARS.search(entry):
-            matches = sorted(glob.glob(target, recursive=True), key=natural_key)
-            files = [m for m in matches if not os.path.basename(m).startswith(".")]
-            if not files:
-                errors.append((f"{entry!r} matches no file", "check the pattern"))
-            _check_each(root_prefix, files, entry, relpaths, errors)
+            _expand_glob(root_prefix, target, entry, relpaths, errors)
         elif os.path.isdir(target):
             errors_before = len(errors)
-            folder_relpaths = _folder_relpaths(root_prefix, target, errors)
+            folder_relpaths = _folder_relpaths(root_prefix, target, entry, errors)
             if folder_relpaths is None:
                 errors.append((f"{entry!r} resolves outside the project root", ESCAPE_HINT))
             elif not folder_relpaths and len(errors) == errors_before:
@@ -69,8 +66,41 @@ def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selecti
 ESCAPE_HINT = "keep images inside the repository (no '..' or symlinks pointing out)"
 
 
+def glob_prefix(pattern: str) -> str:
+    """The folders of ``pattern`` before its first wildcard ("cases/**/case.yaml" -> "cases")."""
+    parts = Path(pattern).parts
+    literal = list(itertools.takewhile(lambda part: not GLOB_CHARS.search(part), parts))
+    if len(literal) == len(parts):
+        literal = literal[:-1]  # a plain file name: its folder
+    return os.path.join(*literal) if literal else "."
+
+
+def _expand_glob(
+    root_prefix: str, target: str, entry: str, relpaths: list[str], errors: list[tuple[str, str]]
+) -> None:
+    """Confined before anything is reported: a pattern reaching outside the root is one error,
+    and no file outside is ever named (``images: [/etc/*]`` must not list /etc)."""
+    base = os.path.normpath(os.path.join(os.path.dirname(target), glob_prefix(entry)))
+    if not (base + os.sep).startswith(root_prefix):
+        errors.append((f"{entry!r} reaches outside the project root", ESCAPE_HINT))
+        return
+    matches = sorted(glob.glob(target, recursive=True), key=natural_key)
+    files = [m for m in matches if not os.path.basename(m).startswith(".")]
+    inside = [f for f in files if os.path.realpath(f).startswith(root_prefix)]
+    if len(inside) < len(files):
+        errors.append(
+            (
+                f"{entry!r} matches {len(files) - len(inside)} file(s) outside the project root",
+                ESCAPE_HINT,
+            )
+        )
+    elif not files:
+        errors.append((f"{entry!r} matches no file", "check the pattern"))
+    _check_each(root_prefix, inside, entry, relpaths, errors)
+
+
 def _folder_relpaths(
-    root_prefix: str, folder: str, errors: list[tuple[str, str]]
+    root_prefix: str, folder: str, entry: str, errors: list[tuple[str, str]]
 ) -> list[str] | None:
     """A folder's visible files in natural order; symlinked entries are checked one by one."""
     real_folder = os.path.realpath(folder)
@@ -78,14 +108,23 @@ def _folder_relpaths(
         return None
     plain: list[str] = []
     linked: set[str] = set()
-    with os.scandir(folder) as scan:
-        for item in scan:
-            if item.name.startswith("."):
-                continue
-            if item.is_symlink():
-                linked.add(item.name)
-            elif item.is_file(follow_symlinks=False):
-                plain.append(item.name)
+    try:
+        with os.scandir(folder) as scan:
+            for item in scan:
+                if item.name.startswith("."):
+                    continue
+                if item.is_symlink():
+                    linked.add(item.name)
+                elif item.is_file(follow_symlinks=False):
+                    plain.append(item.name)
+    except OSError as exc:
+        errors.append(
+            (
+                f"folder {entry!r} cannot be read ({exc.strerror})",
+                "fix its permissions (chmod u+rx)",
+            )
+        )
+        return []
     relative_folder = real_folder[len(root_prefix) :].replace(os.sep, "/")
     result: list[str] = []
     for name in sorted([*plain, *linked], key=natural_key):

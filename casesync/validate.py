@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from casesync.api import vocab
 from casesync.api.models import CaseFields
+from casesync.fsutil import resolves_inside, state_folder
 from casesync.hashing import FactsCache, FileFacts, gather_facts
 from casesync.manifest import (
     CaseSpec,
@@ -28,8 +30,8 @@ from casesync.manifest import (
 )
 from casesync.phi import gate
 from casesync.schema import schema_problems
-from casesync.seriesfiles import order_slices, resolve_root, select_files
-from casesync.settings import PROJECT_FILE, STATE_DIR
+from casesync.seriesfiles import glob_prefix, order_slices, resolve_root, select_files
+from casesync.settings import PROJECT_FILE
 from casesync.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
@@ -65,7 +67,7 @@ class _DraftSeries:
 
 
 def cache_dir(root: Path) -> Path:
-    return root / STATE_DIR / "cache"
+    return state_folder(root, "cache")
 
 
 def validate_project(
@@ -109,6 +111,9 @@ def load_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
 
 
 def _load_project(root: Path, problems: list[Problem]) -> Project | None:
+    if not resolves_inside(root, root / PROJECT_FILE):
+        problems.append(_outside(PROJECT_FILE))
+        return None
     try:
         loaded = load_yaml_file(root / PROJECT_FILE, PROJECT_FILE)
     except YamlError as exc:
@@ -133,20 +138,18 @@ def _load_project(root: Path, problems: list[Problem]) -> Project | None:
 def _load_case_documents(
     root: Path, project: Project, problems: list[Problem]
 ) -> list[tuple[LoadedYaml, bool]]:
-    """Every case manifest that parsed, with whether it also passed the schema."""
-    paths: dict[Path, None] = {}
-    for pattern in project.case_globs:
-        for match in sorted(glob.glob(str(root / pattern), recursive=True)):
-            paths[Path(match)] = None
-    if not paths:
-        problems.append(
-            Problem(
-                PROJECT_FILE, 1, 1, "no case manifests found", f"patterns: {project.case_globs}"
-            )
-        )
+    """Every case manifest that parsed, with whether it also passed the schema.
+
+    A manifest is read only if it resolves inside the root: one outside (through a symlink, an
+    absolute pattern or '..') is reported without being opened, so none of it is ever echoed.
+    """
+    paths = find_case_manifests(root, project.case_globs, problems)
     documents: list[tuple[LoadedYaml, bool]] = []
     for path in paths:
         display = path.relative_to(root).as_posix()
+        if not resolves_inside(root, path):
+            problems.append(_outside(display))
+            continue
         try:
             loaded = load_yaml_file(path, display)
         except YamlError as exc:
@@ -160,6 +163,71 @@ def _load_case_documents(
         if isinstance(loaded.data, dict):
             documents.append((loaded, not found))
     return documents
+
+
+def _outside(display: str) -> Problem:
+    return Problem(
+        display,
+        1,
+        1,
+        "resolves outside the project root (a symlink?); it was not read",
+        "keep manifests inside the repository: replace the symlink by the file",
+    )
+
+
+def find_case_manifests(
+    root: Path, patterns: tuple[str, ...], problems: list[Problem]
+) -> list[Path]:
+    """The files the ``cases`` globs match below the root, in order, each once.
+
+    A pattern reaching outside the root is one problem, and nothing it matches is named; a
+    folder the globs cannot list is a problem too (its cases would silently go missing).
+    """
+    paths: dict[Path, None] = {}
+    for pattern in patterns:
+        base = Path(os.path.normpath(root / glob_prefix(pattern)))
+        if not base.is_relative_to(root):
+            problems.append(
+                Problem(
+                    PROJECT_FILE,
+                    1,
+                    1,
+                    f"cases pattern {pattern!r} reaches outside the project root",
+                    "use patterns relative to the root, without '..'",
+                )
+            )
+            continue
+        for match in sorted(glob.glob(str(root / pattern), recursive=True)):
+            paths[Path(match)] = None
+        for folder in unreadable_folders(root, pattern):
+            problems.append(
+                Problem(
+                    folder.relative_to(root).as_posix(),
+                    1,
+                    1,
+                    "folder cannot be read, so case manifests in it would be missed",
+                    "fix its permissions (chmod u+rx)",
+                )
+            )
+    if not paths:
+        problems.append(
+            Problem(PROJECT_FILE, 1, 1, "no case manifests found", f"patterns: {patterns}")
+        )
+    return list(paths)
+
+
+def unreadable_folders(root: Path, pattern: str) -> list[Path]:
+    """The folders ``pattern`` would look into that cannot be listed (glob skips them)."""
+    found = []
+    for folder in glob.glob(str(root / os.path.dirname(pattern)), recursive=True):
+        try:
+            with os.scandir(folder):
+                pass
+        except (NotADirectoryError, FileNotFoundError):
+            pass
+        except OSError:
+            found.append(Path(folder))
+    return found
 
 
 def _select_series_files(

@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from casesync.errors import ConfigError, ValidationFailed
+from casesync.fsutil import state_folder
 from casesync.phi.anonymise import anonymise_tree, load_or_create_key
 from casesync.phi.gate import check_files
 from casesync.phi.report import expand_paths, render_json, render_text
-from casesync.settings import STATE_DIR, find_project_root
+from casesync.settings import find_project_root
 
 KEY_FILE = "anonymise.key"
 SHOW_SKIPPED = 20
@@ -38,12 +39,14 @@ def check_phi(paths: list[Path], fmt: str) -> str:
 
 
 def default_key_path(start: Path, dst: Path) -> Path:
-    """``.casesync/anonymise.key`` in the project around ``start``, else beside DST."""
+    """``.casesync/anonymise.key`` in the project around ``start``, else beside DST (that
+    ``.casesync`` folder is created if needed, and refused if it is a symlink)."""
     try:
         root = find_project_root(start)
     except ConfigError:
         root = dst.resolve().parent
-    return root / STATE_DIR / KEY_FILE
+        root.mkdir(parents=True, exist_ok=True)
+    return state_folder(root) / KEY_FILE
 
 
 @contextmanager

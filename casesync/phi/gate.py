@@ -21,6 +21,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from casesync.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
+from casesync.fsutil import NotRegularFile, open_regular
 from casesync.phi.cache import PhiCache
 from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize
 from casesync.phi.images import metadata_fields
@@ -88,7 +89,7 @@ def label(tag: int) -> str:
 def check_file(path: Path, *, burned_in_reviewed: bool = False) -> FileReport:
     """Run every rule on one file of any kind; unreadable files fail as unsupported objects."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             kind = sniff_format(handle.read(SNIFF_BYTES))
             if kind == DICOM:
                 findings = list(_check_dicom(handle, burned_in_reviewed))
@@ -106,6 +107,8 @@ def check_file(path: Path, *, burned_in_reviewed: bool = False) -> FileReport:
                 findings = []
     except OSError as exc:
         findings = [_unsupported(f"cannot be read ({exc.strerror or exc})")]
+    except NotRegularFile as exc:
+        findings = [_unsupported(f"not a regular file ({exc.kind})")]
     return FileReport(path, tuple(findings))
 
 
@@ -482,7 +485,7 @@ def _check_reviewed(path: Path) -> FileReport:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
