@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from repofactory import simple_repo, write_case, write_pngs
 
-from casesync.emulator import EmulatorConfig, EmulatorThread
+from casesync.emulator import EmulatorThread
 
 SECRET = "TOPSECRET-VALUE-3"
 VICTIM = "victim content\n"
@@ -346,7 +346,9 @@ ROWS = [
         "case.yaml is a FIFO",
         case_yaml_fifo,
         3,
-        ("cases/case-00/case.yaml:1:1: error: cases/case-00/case.yaml is not a regular file (a FIFO)",),
+        (
+            "cases/case-00/case.yaml:1:1: error: cases/case-00/case.yaml is not a regular file (a FIFO)",
+        ),
     ),
     Row(
         "casesync.yaml is a FIFO",
