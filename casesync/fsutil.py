@@ -179,4 +179,5 @@ def read_regular(
 
 def resolves_inside(root: Path, path: Path) -> bool:
     """True when ``path``, after following every symlink, is ``root`` or below it."""
-    return Path(os.path.realpath(path)).is_relative_to(root)
+    real = os.path.realpath(path)
+    return real == str(root) or real.startswith(f"{root}{os.sep}")

@@ -219,7 +219,8 @@ def find_case_manifests(
 def unreadable_folders(root: Path, pattern: str) -> list[Path]:
     """The folders ``pattern`` would look into that cannot be listed (glob skips them)."""
     found = []
-    for folder in glob.glob(str(root / os.path.dirname(pattern)), recursive=True):
+    folders = os.path.join(root, os.path.dirname(pattern), "")  # the final "/": folders only
+    for folder in glob.glob(folders, recursive=True):
         try:
             with os.scandir(folder):
                 pass
