@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from casesync.lockfile import (
+from casesync.cli.scaffold import sample_png
+from casesync.project.validate import validate_project
+from casesync.sync.lockfile import (
     Lock,
     LockedCase,
     LockedFile,
@@ -19,8 +21,6 @@ from casesync.lockfile import (
     fingerprints,
     save_lock,
 )
-from casesync.scaffold import sample_png
-from casesync.validate import validate_project
 
 CASE_YAML = """\
 title: Benchmark case {index}

@@ -30,10 +30,10 @@ from generate import CASE_YAML, generate_repo, write_matching_lock  # noqa: E402
 from slices import SeriesSpec, write_series  # noqa: E402
 
 from casesync.emulator import EmulatorConfig, EmulatorThread  # noqa: E402
-from casesync.hashing import gather_facts  # noqa: E402
+from casesync.files.hashing import gather_facts  # noqa: E402
 from casesync.phi.anonymise import anonymise_tree  # noqa: E402
 from casesync.phi.gate import check_files  # noqa: E402
-from casesync.workflow import prepare_plan  # noqa: E402
+from casesync.sync.workflow import prepare_plan  # noqa: E402
 
 SLICES_PER_CASE = 200
 LATENCY_MS = 40

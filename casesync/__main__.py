@@ -15,7 +15,7 @@ log = logging.getLogger("casesync")
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; never let a traceback reach the user unless --debug asked for it."""
-    from casesync.cli import app
+    from casesync.cli.app import app
 
     try:
         status = app(args=argv, prog_name="casesync", standalone_mode=False)

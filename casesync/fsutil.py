@@ -119,12 +119,13 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
         raise
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644, *, durable: bool = True) -> None:
     """Temp file in the same folder, fsync, rename over ``path``, fsync the folder.
 
     A crash leaves the old file or the new one, never a torn one. ``path`` being a symlink is
     refused (rename would replace the link, silently dropping what it pointed at). ``mode``
-    0o600 for secrets: the temp file has it before any byte is written.
+    0o600 for secrets: the temp file has it before any byte is written. ``durable=False``
+    skips both fsyncs, for output that is regenerated at will (the preview).
     """
     refuse_symlink(path)
     folder = path.parent
@@ -136,13 +137,16 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
             view = memoryview(payload)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)

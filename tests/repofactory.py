@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from casesync.scaffold import sample_png
+from casesync.cli.scaffold import sample_png
 
 
 def png_bytes(seed: int, size: int = 8) -> bytes:

@@ -11,8 +11,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from casesync.lockfile import load_lock
-from casesync.workflow import prepare_plan
+from casesync.sync.lockfile import load_lock
+from casesync.sync.workflow import prepare_plan
 
 
 def demo(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from casesync.validate import validate_project
+from casesync.project.validate import validate_project
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -7,9 +7,9 @@ import pytest
 from pydicom.data import get_testdata_file
 from repofactory import png_bytes
 
-from casesync import hashing
-from casesync.formats import DICOM, PNG
-from casesync.hashing import FactsCache, gather_facts
+from casesync.files import hashing
+from casesync.files.formats import DICOM, PNG
+from casesync.files.hashing import FactsCache, gather_facts
 
 
 def make_files(root: Path, count: int) -> list[str]:

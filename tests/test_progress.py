@@ -3,14 +3,14 @@ import json
 
 from rich.console import Console
 
-from casesync.planner import CasePlan, CreateCase, Plan
-from casesync.progress import (
+from casesync.cli.progress import (
     ApplyReport,
     CaseOutcome,
     JsonEvents,
     PlainEvents,
     RichEvents,
 )
+from casesync.sync.plan import CasePlan, CreateCase, Plan
 
 API = "https://radiopaedia.org"
 PLAN = Plan(API, (CasePlan("a", "A", None, (CreateCase("A"),), ()),), (), "sha256:x")

@@ -1,11 +1,13 @@
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from casesync.errors import ExitCode, Refused
-from casesync.runlock import read_owner, run_lock
+from casesync.errors import ConfigError, ExitCode, Refused, StateWriteError
+from casesync.sync.runlock import read_owner, run_lock
 
 
 def test_a_second_holder_is_refused_with_the_owner(tmp_path: Path) -> None:
@@ -54,8 +56,29 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from casesync.runlock import run_lock
+from casesync.sync.runlock import run_lock
 with run_lock(Path(sys.argv[1]), print, "casesync apply (killed)"):
     print("holding", flush=True)
     time.sleep(60)
 """
+
+
+def test_a_full_disk_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with (
+        pytest.raises(StateWriteError, match="No space left on device") as failed,
+        run_lock(tmp_path, print),
+    ):
+        raise AssertionError("the block must not run")
+    assert "apply.lock" in failed.value.message
+    assert "nothing was sent" in str(failed.value.hint)
+
+
+def test_a_state_folder_that_cannot_be_made_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / ".casesync").write_text("a file where the folder should be")
+    not_a_folder = pytest.raises(ConfigError, match=r"\.casesync is not a folder")
+    with not_a_folder, run_lock(tmp_path, print):
+        raise AssertionError("the block must not run")

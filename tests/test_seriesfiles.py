@@ -4,8 +4,8 @@ from unittest import mock
 import pydicom
 from pydicom.data import get_testdata_file
 
-from casesync.hashing import gather_facts
-from casesync.seriesfiles import natural_key, order_slices, resolve_root, select_files
+from casesync.files.hashing import gather_facts
+from casesync.project.seriesfiles import natural_key, order_slices, resolve_root, select_files
 
 
 def write_slices(folder: Path, numbering: dict[str, tuple[int | None, float]]) -> list[str]:
@@ -97,7 +97,7 @@ def test_an_unreadable_image_folder_is_an_error(tmp_path: Path) -> None:
     case_dir = tmp_path / "cases" / "a"
     (case_dir / "ct").mkdir(parents=True)
     denied = PermissionError(13, "Permission denied")
-    with mock.patch("casesync.seriesfiles.os.scandir", side_effect=denied):
+    with mock.patch("casesync.project.seriesfiles.os.scandir", side_effect=denied):
         selection = select_files(tmp_path, case_dir, "ct")
     assert selection.errors == [
         ("folder 'ct' cannot be read (Permission denied)", "fix its permissions (chmod u+rx)")

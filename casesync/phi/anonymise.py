@@ -26,7 +26,7 @@ from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import UID
 
 from casesync.errors import ConfigError, Refused
-from casesync.formats import DICOM, JPEG, PNG, sniff_file
+from casesync.files.formats import DICOM, JPEG, PNG, sniff_file
 from casesync.fsutil import (
     atomic_write,
     ensure_dir,

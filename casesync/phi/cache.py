@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from casesync.cachedb import open_cache
+from casesync.files.cachedb import open_cache
 from casesync.phi.findings import RULESET_VERSION, Finding
 
 # sqlite limits the number of parameters per statement; stay well below it.

@@ -1,6 +1,6 @@
 """The PHI commands behind ``casesync check-phi`` and ``casesync anonymise``, minus flag parsing.
 
-Kept out of ``casesync/cli.py`` so that file stays wiring only.
+Kept out of ``casesync/cli/app.py`` so that file stays wiring only.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
-from casesync.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
+from casesync.files.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
 from casesync.fsutil import NotRegularFile, open_regular
 from casesync.phi.cache import PhiCache
 from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize

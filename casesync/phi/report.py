@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from casesync.formats import sniff_file
+from casesync.files.formats import sniff_file
 from casesync.phi.findings import FileReport, summarize
 
 

@@ -1,0 +1,1 @@
+"""Facts about files on disk: formats, hashes, DICOM slice keys, caches."""

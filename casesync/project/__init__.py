@@ -1,0 +1,1 @@
+"""The repository as written: YAML, schemas, manifests, series files."""

@@ -1,0 +1,461 @@
+"""The validation pipeline: YAML -> schema -> meaning -> files -> PHI gate -> ``Manifest``.
+
+Every problem of every file is collected in one run and reported sorted by file and line. No
+network access happens here, ever; plan and apply run this first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casesync.api import vocab
+from casesync.api.models import CaseFields
+from casesync.files.hashing import FactsCache, FileFacts, gather_facts
+from casesync.fsutil import resolves_inside, state_folder
+from casesync.phi import gate
+from casesync.project.discover import find_case_manifests, outside_problem
+from casesync.project.manifest import (
+    CaseSpec,
+    Location,
+    Manifest,
+    Project,
+    SeriesSpec,
+    StudySpec,
+)
+from casesync.project.schema import schema_problems
+from casesync.project.seriesfiles import DraftSeries, build_series, select_files
+from casesync.project.textfields import case_text_format, text_value
+from casesync.project.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
+from casesync.settings import PROJECT_FILE
+
+DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
+DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")
+
+
+@dataclass
+class ValidationResult:
+    manifest: Manifest | None  # None when any error was found
+    problems: list[Problem] = field(default_factory=list)
+    facts: dict[str, FileFacts] = field(default_factory=dict)
+    phi_reports: list[gate.FileReport] = field(default_factory=list)  # files with findings
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def cache_dir(root: Path) -> Path:
+    return state_folder(root, "cache")
+
+
+def validate_project(
+    root: Path, *, use_cache: bool = True, progress: Callable[[int], None] | None = None
+) -> ValidationResult:
+    """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest."""
+    root = root.resolve()
+    problems: list[Problem] = []
+    project = _load_project(root, problems)
+    case_docs = _load_case_documents(root, project, problems) if project else []
+    drafts: list[DraftSeries] = []
+    for loaded, _ in case_docs:
+        drafts.extend(_select_series_files(root, loaded, problems))
+    relpaths = [relpath for draft in drafts for relpath in draft.relpaths]
+    cache = FactsCache(cache_dir(root) / "files.sqlite") if use_cache else None
+    try:
+        facts = gather_facts(root, relpaths, cache, progress=progress)
+    finally:
+        if cache:
+            cache.close()
+    series_specs = {
+        (draft.loaded.file, draft.path): build_series(draft, facts, problems) for draft in drafts
+    }
+    reports = _phi_gate(root, series_specs, problems, use_cache)
+    cases = [
+        case
+        for loaded, schema_ok in case_docs
+        if (case := _build_case(root, loaded, schema_ok, series_specs, problems)) is not None
+    ]
+    _check_unique_keys(cases, problems)
+    problems.sort(key=Problem.sort_key)
+    has_errors = any(p.severity == "error" for p in problems)
+    manifest = None if has_errors or project is None else Manifest(project, tuple(cases))
+    return ValidationResult(manifest, problems, facts, reports)
+
+
+def load_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
+    """Just casesync.yaml (for commands that need the api_url but not the cases)."""
+    problems: list[Problem] = []
+    return _load_project(root.resolve(), problems), problems
+
+
+def _load_project(root: Path, problems: list[Problem]) -> Project | None:
+    if not resolves_inside(root, root / PROJECT_FILE):
+        problems.append(outside_problem(PROJECT_FILE))
+        return None
+    try:
+        loaded = load_yaml_file(root / PROJECT_FILE, PROJECT_FILE)
+    except YamlError as exc:
+        problems.append(exc.problem)
+        return None
+    problems.extend(loaded.problems)
+    if loaded.data is None:
+        loaded.data = {}
+    found = schema_problems("project", loaded)
+    problems.extend(found)
+    if found or not isinstance(loaded.data, dict):
+        return None
+    data = loaded.data
+    defaults = data.get("defaults", {})
+    found_before = len(problems)
+    _lookup(loaded, defaults, "system", vocab.SYSTEMS, problems, ("defaults",))
+    _lookup(
+        loaded,
+        defaults,
+        "diagnostic_certainty",
+        vocab.DIAGNOSTIC_CERTAINTIES,
+        problems,
+        ("defaults",),
+    )
+    if len(problems) > found_before:
+        return None
+    return Project(
+        root=root,
+        api_url=data.get("api_url"),
+        case_globs=tuple(data.get("cases", DEFAULT_CASE_GLOBS)),
+        defaults=dict(data.get("defaults", {})),
+    )
+
+
+def _load_case_documents(
+    root: Path, project: Project, problems: list[Problem]
+) -> list[tuple[LoadedYaml, bool]]:
+    """Every case manifest that parsed, with whether it also passed the schema.
+
+    A manifest is read only if it resolves inside the root: one outside (through a symlink, an
+    absolute pattern or '..') is reported without being opened, so none of it is ever echoed.
+    """
+    paths = find_case_manifests(root, project.case_globs, problems)
+    documents: list[tuple[LoadedYaml, bool]] = []
+    for path in paths:
+        display = path.relative_to(root).as_posix()
+        if not resolves_inside(root, path):
+            problems.append(outside_problem(display))
+            continue
+        try:
+            loaded = load_yaml_file(path, display)
+        except YamlError as exc:
+            problems.append(exc.problem)
+            continue
+        problems.extend(loaded.problems)
+        if isinstance(loaded.data, dict):
+            loaded.data = {**project.defaults, **loaded.data}
+        found = schema_problems("case", loaded)
+        problems.extend(found)
+        if isinstance(loaded.data, dict):
+            documents.append((loaded, not found))
+    return documents
+
+
+def _select_series_files(
+    root: Path, loaded: LoadedYaml, problems: list[Problem]
+) -> list[DraftSeries]:
+    case_dir = (root / loaded.file).parent
+    drafts = []
+    for s_index, r_index, series in _well_formed_series(loaded.data):
+        path = ("studies", s_index, "series", r_index)
+        selection = select_files(root, case_dir, series["images"])
+        for what, how in selection.errors:
+            problems.append(loaded.problem((*path, "images"), what, how))
+        drafts.append(
+            DraftSeries(
+                loaded, path, series, case_dir, selection.relpaths, selection.explicit_order
+            )
+        )
+    return drafts
+
+
+def _well_formed_series(data: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
+    """The series entries whose shape allows file checks, even if the schema found problems
+    elsewhere in the document, so one run reports as much as it can."""
+    found = []
+    studies = data.get("studies")
+    for s_index, study in enumerate(studies if isinstance(studies, list) else []):
+        series_list = study.get("series") if isinstance(study, dict) else None
+        for r_index, series in enumerate(series_list if isinstance(series_list, list) else []):
+            images = series.get("images") if isinstance(series, dict) else None
+            if isinstance(images, str) or (
+                isinstance(images, list) and images and all(isinstance(i, str) for i in images)
+            ):
+                found.append((s_index, r_index, series))
+    return found
+
+
+def _phi_gate(
+    root: Path,
+    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+    problems: list[Problem],
+    use_cache: bool,
+) -> list[gate.FileReport]:
+    """Run the PHI gate on every file; one problem per (series, rule, tag).
+
+    A series whose exact content already passed without any finding is skipped in one lookup;
+    the others go through one gate call per opt-in value, so worker processes start at most
+    twice, and only for files with no cached result. Returns the reports of flagged files.
+    """
+    specs = [spec for spec in series_specs.values() if spec is not None]
+    flagged_all: list[gate.FileReport] = []
+    cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
+    try:
+        for reviewed in (False, True):
+            known_clean = cache.clean_series(reviewed) if cache else set()
+            todo = [
+                spec
+                for spec in specs
+                if spec.burned_in_reviewed == reviewed and spec.content_id not in known_clean
+            ]
+            findings = _file_findings(root, todo, reviewed, cache)
+            clean = []
+            for spec in todo:
+                flagged = [
+                    gate.FileReport(root / f.path, findings[f.path])
+                    for f in spec.files
+                    if findings[f.path]
+                ]
+                flagged_all.extend(flagged)
+                problems.extend(_phi_problems(root, spec, flagged))
+                if not flagged:
+                    clean.append(spec.content_id)
+            if cache:
+                cache.mark_clean_series(clean, reviewed)
+    finally:
+        if cache:
+            cache.close()
+    return flagged_all
+
+
+def _file_findings(
+    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: gate.PhiCache | None
+) -> dict[str, tuple[gate.Finding, ...]]:
+    """Findings per file path: cached ones first, the rest from one gate call."""
+    files = {f.path: f.sha256 for spec in specs for f in spec.files}
+    if not files:
+        return {}
+    cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
+    todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
+    reports = gate.check_files(
+        [root / relpath for relpath in todo],
+        burned_in_reviewed=reviewed,
+        cache=cache,
+        hashes={root / relpath: files[relpath] for relpath in todo},
+    )
+    fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
+    return {
+        relpath: cached[sha256] if sha256 in cached else fresh[relpath]
+        for relpath, sha256 in files.items()
+    }
+
+
+def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[gate.FileReport]) -> list[Problem]:
+    found = []
+    for summary in gate.summarize(flagged):
+        tag = f" {summary.tag}" if summary.tag else ""
+        example = summary.example.relative_to(root).as_posix()
+        found.append(
+            Problem(
+                spec.location.file,
+                spec.location.line,
+                spec.location.col,
+                f"PHI gate [{summary.rule}]{tag}: {summary.reason}; "
+                f"{summary.count} of {len(spec.files)} files, e.g. {example}",
+                "run 'casesync anonymise' on the folder and point the manifest at the copy"
+                if summary.severity == "error"
+                else None,
+                summary.severity,
+            )
+        )
+    return found
+
+
+def _build_case(
+    root: Path,
+    loaded: LoadedYaml,
+    schema_ok: bool,
+    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+    problems: list[Problem],
+) -> CaseSpec | None:
+    """Check what the schema cannot (vocabularies, age, key), then build the typed case."""
+    data = loaded.data
+    system_id = _lookup(loaded, data, "system", vocab.SYSTEMS, problems)
+    certainty_id = _lookup(
+        loaded, data, "diagnostic_certainty", vocab.DIAGNOSTIC_CERTAINTIES, problems
+    )
+    age = _check_age(loaded, data, problems)
+    studies = data.get("studies") if isinstance(data.get("studies"), list) else []
+    for s_index, study in enumerate(studies):
+        modality = study.get("modality") if isinstance(study, dict) else None
+        if isinstance(modality, str) and modality not in vocab.MODALITIES:
+            near = vocab.suggest(modality, vocab.MODALITIES)
+            problems.append(
+                loaded.problem(
+                    ("studies", s_index, "modality"),
+                    f"unknown modality {modality!r} (matched literally)",
+                    f"did you mean {near!r}?"
+                    if near
+                    else f"use one of {', '.join(vocab.MODALITIES)}",
+                )
+            )
+    key = data.get("key") or Path(loaded.file).parent.as_posix()
+    if key == ".":
+        problems.append(
+            loaded.problem((), "a case manifest at the project root needs a key", "add key: ...")
+        )
+    text_format = case_text_format(data)
+    errors_before = len(problems)
+    presentation = text_value(root, loaded, (), "presentation", text_format, problems)
+    body = text_value(root, loaded, (), "body", text_format, problems)
+    study_specs = [
+        _build_study(root, loaded, i, study, series_specs, text_format, problems)
+        for i, study in enumerate(studies)
+    ]
+    sample = data.get("sample") is True
+    if sample:
+        problems.append(_sample_warning(loaded))
+    if not schema_ok or system_id is None or key == "." or None in study_specs:
+        return None  # its problems are reported; the manifest is not built anyway
+    if any(p.severity == "error" for p in problems[errors_before:]):
+        return None
+    fields = CaseFields(
+        title=data["title"],
+        system_id=system_id,
+        diagnostic_certainty_id=certainty_id,
+        suitable_for_quiz=data.get("suitable_for_quiz"),
+        presentation=presentation,
+        age=age,
+        gender=data.get("gender"),
+        body=body,
+    )
+    line, col = loaded.where_key(("key",)) if "key" in data else (1, 1)
+    return CaseSpec(
+        key,
+        fields,
+        tuple(s for s in study_specs if s),
+        Location(loaded.file, line, col),
+        sample=sample,
+    )
+
+
+def _sample_warning(loaded: LoadedYaml) -> Problem:
+    line, col = loaded.where_key(("sample",))
+    return Problem(
+        loaded.file,
+        line,
+        col,
+        "this is casesync init's sample case: apply refuses it "
+        "(the API cannot delete a case once created)",
+        "make it your own case and remove 'sample: true', or delete the folder",
+        "warning",
+    )
+
+
+def _build_study(
+    root: Path,
+    loaded: LoadedYaml,
+    s_index: int,
+    study: dict[str, Any],
+    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+    text_format: str,
+    problems: list[Problem],
+) -> StudySpec | None:
+    """The typed study, or None when any of its series could not be built."""
+    if not isinstance(study, dict):
+        return None
+    findings = text_value(root, loaded, ("studies", s_index), "findings", text_format, problems)
+    if not isinstance(study.get("series"), list):
+        return None
+    series = [
+        series_specs.get((loaded.file, ("studies", s_index, "series", r_index)))
+        for r_index in range(len(study["series"]))
+    ]
+    built = [s for s in series if s is not None]
+    if len(built) != len(series):
+        return None
+    line, col = loaded.where(("studies", s_index))
+    return StudySpec(
+        modality=study["modality"],
+        caption=study.get("caption"),
+        findings=findings,
+        series=tuple(built),
+        key=study.get("key"),
+        location=Location(loaded.file, line, col),
+    )
+
+
+def _lookup(
+    loaded: LoadedYaml,
+    data: dict[str, Any],
+    name: str,
+    table: dict[int, str],
+    problems: list[Problem],
+    at: tuple[str, ...] = (),
+) -> int | None:
+    """The id of a system or certainty written by name or id (in ``data``, found at ``at``)."""
+    value = data.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema counts 6.0 as the integer 6; so must this
+    if not isinstance(value, str | int):
+        return None  # absent or mistyped: the schema reports it
+    ident = vocab.lookup_id(table, value)
+    if ident is None:
+        near = vocab.suggest(str(value), list(table.values()))
+        names = ", ".join(f"{v} ({k})" for k, v in table.items())
+        problems.append(
+            loaded.problem(
+                (*at, name),
+                f"unknown {name.replace('_', ' ')} {value!r}",
+                f"did you mean {near!r}?" if near else f"use one of: {names}",
+            )
+        )
+    return ident
+
+
+def _check_age(loaded: LoadedYaml, data: dict[str, Any], problems: list[Problem]) -> str | None:
+    age = data.get("age")
+    if age is None:
+        return None
+    if isinstance(age, dt.date) or (isinstance(age, str) and DATE_LIKE.search(age)):
+        problems.append(
+            loaded.problem(
+                ("age",),
+                "age looks like a date (a date of birth identifies the patient)",
+                "write the age as text, e.g. '34 years'",
+            )
+        )
+        return None
+    return str(age)
+
+
+def _check_unique_keys(cases: list[CaseSpec], problems: list[Problem]) -> None:
+    seen: dict[str, CaseSpec] = {}
+    for case in cases:
+        if case.key in seen:
+            first = seen[case.key].location
+            problems.append(
+                Problem(
+                    case.location.file,
+                    case.location.line,
+                    case.location.col,
+                    f"case key {case.key!r} is also used by {first.file}",
+                    "give each case a unique key",
+                )
+            )
+        else:
+            seen[case.key] = case

@@ -1,0 +1,1 @@
+"""Plan and apply: the diff against the lockfile and the journaled engine."""

@@ -1,0 +1,323 @@
+"""The plan: a pure diff of the validated manifest against casesync.lock.
+
+No network, no disk: ``make_plan(manifest, lock)`` returns typed actions in a stable order,
+plus warnings for what the API cannot do (it has no update or delete endpoints). Renderers and
+the executor both consume the same ``Plan``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from casesync.project.manifest import CaseSpec, Manifest, SeriesSpec, StudySpec
+from casesync.sync.lockfile import Lock, LockedCase, LockedSeries, LockedStudy, fingerprints
+
+PLAN_FORMAT_VERSION = 1
+FIRST_STUDY_POSITION = 2  # position 1 is the case discussion
+
+
+@dataclass(frozen=True)
+class CreateCase:
+    title: str
+
+
+@dataclass(frozen=True)
+class CreateStudy:
+    study_index: int  # index in the manifest's studies
+    modality: str
+    caption: str | None
+    position: int
+
+
+@dataclass(frozen=True)
+class CreateSeries:
+    study_index: int
+    series_index: int
+    study_id: int | None  # remote id when the study already exists
+    image_count: int
+    image_format: str
+    root_index: int
+    perspective: str | None
+    specifics: str | None
+    upload_files: int  # files whose bytes are not known to be on the server
+    upload_bytes: int
+
+
+@dataclass(frozen=True)
+class MarkUploadFinished:
+    pass
+
+
+Action = CreateCase | CreateStudy | CreateSeries | MarkUploadFinished
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    code: str  # case-changed, study-changed, series-changed, series-replaced, ...
+    message: str
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    key: str
+    title: str
+    case_id: int | None  # remote id when the case already exists
+    actions: tuple[Action, ...]
+    warnings: tuple[PlanWarning, ...]
+    study_ids: dict[int, int] = field(default_factory=dict)  # manifest index -> remote id
+
+
+@dataclass(frozen=True)
+class Plan:
+    api_url: str
+    cases: tuple[CasePlan, ...]
+    warnings: tuple[PlanWarning, ...]  # about cases no longer in the repository
+    inputs_digest: str  # binds `apply --plan` to exactly what the plan was computed from
+
+    @property
+    def has_changes(self) -> bool:
+        return any(case.actions for case in self.cases)
+
+    def count(self, kind: type) -> int:
+        return sum(isinstance(a, kind) for case in self.cases for a in case.actions)
+
+    @property
+    def upload_files(self) -> int:
+        return sum(
+            a.upload_files for c in self.cases for a in c.actions if isinstance(a, CreateSeries)
+        )
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(
+            a.upload_bytes for c in self.cases for a in c.actions if isinstance(a, CreateSeries)
+        )
+
+    @property
+    def warning_count(self) -> int:
+        return len(self.warnings) + sum(len(case.warnings) for case in self.cases)
+
+
+def make_plan(manifest: Manifest, lock: Lock, api_url: str) -> Plan:
+    """Diff every case of the manifest against the lock."""
+    known = lock.uploaded_hashes()
+    planned: set[str] = set()  # a file shared by two new series is uploaded once
+    cases = tuple(
+        _plan_case(spec, lock.cases.get(spec.key), known, planned) for spec in manifest.cases
+    )
+    manifest_keys = {spec.key for spec in manifest.cases}
+    removed = tuple(
+        PlanWarning(
+            "case-removed",
+            f"case {key!r} (id {locked.case_id}) is no longer in the repository; "
+            "casesync never deletes remotely (delete it on the site if intended)",
+        )
+        for key, locked in sorted(lock.cases.items())
+        if key not in manifest_keys
+    )
+    return Plan(api_url, cases, removed, inputs_digest(manifest, lock, api_url))
+
+
+def _plan_case(
+    spec: CaseSpec, locked: LockedCase | None, known: set[str], planned: set[str]
+) -> CasePlan:
+    actions: list[Action] = []
+    warnings: list[PlanWarning] = []
+    if locked is None:
+        actions.append(CreateCase(spec.fields.title))
+    else:
+        warnings += _changed_warning(
+            "case-changed",
+            "changed after creation",
+            locked.fields,
+            spec.sent_fields(),
+            "the API cannot update a case: change it on the site",
+        )
+    locked_studies = locked.studies if locked else []
+    matches = match_studies(spec.studies, locked_studies)
+    taken_positions = {study.position for study in locked_studies}
+    series_created = False
+    for s_index, study in enumerate(spec.studies):
+        locked_study = matches.get(s_index)
+        if locked_study is None:
+            position = FIRST_STUDY_POSITION + s_index
+            if position in taken_positions:
+                warnings.append(
+                    PlanWarning(
+                        "study-order",
+                        f"new study {s_index + 1} takes position {position}, already used; "
+                        "check the study order on the site",
+                    )
+                )
+            actions.append(CreateStudy(s_index, study.modality, study.caption, position))
+        else:
+            warnings += _changed_warning(
+                "study-changed",
+                f"study {s_index + 1} changed after creation",
+                locked_study.fields,
+                study.sent_fields(),
+                "change it on the site",
+            )
+        series_actions, series_warnings = _plan_series(s_index, study, locked_study, known, planned)
+        actions.extend(series_actions)
+        warnings.extend(series_warnings)
+        series_created = series_created or bool(series_actions)
+    for locked_study in locked_studies:
+        if locked_study not in matches.values():
+            warnings.append(
+                PlanWarning(
+                    "study-removed",
+                    f"study {locked_study.study_id} is no longer in the manifest; it stays on "
+                    "the site (delete it there if intended)",
+                )
+            )
+    if series_created or (locked is not None and not locked.upload_finished and spec.studies):
+        actions.append(MarkUploadFinished())
+    study_ids = {index: study.study_id for index, study in matches.items()}
+    return CasePlan(
+        spec.key,
+        spec.fields.title,
+        locked.case_id if locked else None,
+        tuple(actions),
+        tuple(warnings),
+        study_ids,
+    )
+
+
+def _plan_series(
+    s_index: int,
+    study: StudySpec,
+    locked_study: LockedStudy | None,
+    known: set[str],
+    planned: set[str],
+) -> tuple[list[Action], list[PlanWarning]]:
+    actions: list[Action] = []
+    warnings: list[PlanWarning] = []
+    locked_series = locked_study.series if locked_study else []
+    matched: set[int] = set()
+    for r_index, series in enumerate(study.series):
+        found = _match_series(series, locked_series, matched)
+        if found is not None:
+            matched.add(id(found))
+            if found.content_id != series.content_id:
+                warnings.append(
+                    PlanWarning(
+                        "series-replaced",
+                        f"study {s_index + 1} series {r_index + 1}: images changed; a new series "
+                        "will be created and the old one stays on the site",
+                    )
+                )
+            else:
+                warnings += _changed_warning(
+                    "series-changed",
+                    f"study {s_index + 1} series {r_index + 1} changed after creation",
+                    found.fields,
+                    series.sent_fields(),
+                    "change it on the site",
+                )
+                continue
+        new = [f for f in series.files if f.sha256 not in known and f.sha256 not in planned]
+        unique = {f.sha256: f.size for f in new}
+        planned.update(unique)
+        actions.append(
+            CreateSeries(
+                study_index=s_index,
+                series_index=r_index,
+                study_id=locked_study.study_id if locked_study else None,
+                image_count=len(series.files),
+                image_format=series.image_format,
+                root_index=series.root_index,
+                perspective=series.perspective,
+                specifics=series.specifics,
+                upload_files=len(unique),
+                upload_bytes=sum(unique.values()),
+            )
+        )
+    for old in locked_series:
+        if id(old) not in matched:
+            warnings.append(
+                PlanWarning(
+                    "series-removed",
+                    f"study {s_index + 1}: series {old.series_id or old.job_id} matches no series "
+                    "in the manifest any more (images changed or removed); it stays on the site",
+                )
+            )
+    return actions, warnings
+
+
+def _match_series(
+    series: SeriesSpec, candidates: list[LockedSeries], taken: set[int]
+) -> LockedSeries | None:
+    free = [c for c in candidates if id(c) not in taken]
+    if series.key is not None:
+        return next((c for c in free if c.key == series.key), None)
+    return next((c for c in free if c.key is None and c.content_id == series.content_id), None)
+
+
+def match_studies(
+    studies: tuple[StudySpec, ...], locked: list[LockedStudy]
+) -> dict[int, LockedStudy]:
+    """Pair manifest studies with locked ones: by key, then metadata, then shared series."""
+    matches: dict[int, LockedStudy] = {}
+    free = list(locked)
+
+    def take(index: int, candidate: LockedStudy) -> None:
+        matches[index] = candidate
+        free.remove(candidate)
+
+    for index, study in enumerate(studies):
+        if study.key is not None:
+            found = next((c for c in free if c.key == study.key), None)
+            if found:
+                take(index, found)
+    for index, study in enumerate(studies):
+        if index in matches or study.key is not None:
+            continue
+        wanted = fingerprints(study.sent_fields())
+        found = next((c for c in free if c.key is None and c.fields == wanted), None)
+        if found:
+            take(index, found)
+    for index, study in enumerate(studies):
+        if index in matches or study.key is not None:
+            continue
+        contents = {series.content_id for series in study.series}
+        found = next(
+            (c for c in free if c.key is None and contents & {s.content_id for s in c.series}),
+            None,
+        )
+        if found:
+            take(index, found)
+    return matches
+
+
+def _changed_warning(
+    code: str, what: str, recorded: dict[str, str], current: dict[str, object], remedy: str
+) -> list[PlanWarning]:
+    """A warning naming the fields whose value differs from what was sent (none: no warning)."""
+    changed = _changed(recorded, current)
+    if not changed:
+        return []
+    return [PlanWarning(code, f"{what}: {', '.join(changed)} ({remedy})", changed)]
+
+
+def _changed(recorded: dict[str, str], current: dict[str, object]) -> tuple[str, ...]:
+    now = fingerprints(current)
+    return tuple(name for name in sorted(now) if name in recorded and recorded[name] != now[name])
+
+
+def inputs_digest(manifest: Manifest, lock: Lock, api_url: str) -> str:
+    """A checksum over everything a plan is computed from: manifests, file hashes, lock, API."""
+    digest = hashlib.sha256()
+    digest.update(api_url.encode())
+    digest.update(lock.digest().encode())
+    for case in manifest.cases:
+        digest.update(json.dumps([case.key, case.sent_fields()], sort_keys=True).encode())
+        for study in case.studies:
+            digest.update(json.dumps([study.key, study.sent_fields()], sort_keys=True).encode())
+            for series in study.series:
+                identity = [series.key, series.content_id, series.image_format]
+                digest.update(json.dumps([*identity, series.sent_fields()]).encode())
+    return "sha256:" + digest.hexdigest()
