@@ -228,6 +228,18 @@ def anonymise_src_fifo(world: World) -> list[str]:
     return ["anonymise", "scan.dcm", "anon"]
 
 
+def apply_plan_fifo(world: World) -> list[str]:
+    os.mkfifo(world.root / "plan.json")
+    return ["apply", "--yes", "--plan", "plan.json"]
+
+
+def init_through_dangling_symlink(world: World) -> list[str]:
+    fresh = world.root / "fresh"
+    fresh.mkdir()
+    link(fresh / "casesync.yaml", world.outside / "created-by-init.yaml")
+    return ["-C", str(fresh), "init"]
+
+
 # --- internal errors made clean ---
 
 
@@ -388,6 +400,15 @@ ROWS = [
         anonymise_src_fifo,
         1,
         ("scan.dcm is neither a folder nor a regular file",),
+    ),
+    Row(
+        "apply --plan is a FIFO", apply_plan_fifo, 1, ("plan.json is not a regular file (a FIFO)",)
+    ),
+    Row(
+        "init over a dangling symlink",
+        init_through_dangling_symlink,
+        1,
+        ("fresh/casesync.yaml is a symlink",),
     ),
     Row(
         "flow nesting 700 deep",

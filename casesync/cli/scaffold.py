@@ -79,14 +79,14 @@ def init_project(root: Path) -> list[str]:
     written: list[str] = []
     project_file = root / PROJECT_FILE
     if not project_file.exists():
-        project_file.write_text(schema_header(project_file, root, "project") + PROJECT_TEMPLATE)
+        atomic_write(project_file, schema_header(project_file, root, "project") + PROJECT_TEMPLATE)
         written.append(PROJECT_FILE)
     case_dir = root / "cases" / "example-case"
     if not (root / "cases").exists():
         (case_dir / "images").mkdir(parents=True)
         case_file = case_dir / "case.yaml"
-        case_file.write_text(schema_header(case_file, root, "case") + CASE_TEMPLATE)
-        (case_dir / "images" / "frontal.png").write_bytes(sample_png())
+        atomic_write(case_file, schema_header(case_file, root, "case") + CASE_TEMPLATE)
+        atomic_write(case_dir / "images" / "frontal.png", sample_png())
         written += ["cases/example-case/case.yaml", "cases/example-case/images/frontal.png"]
     if _add_gitignore_entry(root / ".gitignore"):
         written.append(".gitignore")
