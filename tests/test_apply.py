@@ -3,11 +3,14 @@
 Every durable write casesync makes (the apply lock, each journal line, each lockfile save)
 ends in an ``os.fsync``, so failing the N-th fsync is the disk failing at the N-th step. For
 every step, the next run (on a healthy disk) must create nothing that already exists.
+Also: the plan a person confirms before anything is sent says all there is to know.
 """
 
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +18,14 @@ from typing import Any
 
 import pytest
 from helpers import apply_in_process, check_matches_manifests, user_answers
+from phifactory import clean_ct, write
 from repofactory import SIMPLE_CASE, write_case, write_pngs, write_project
+from rich.console import Console
 
+from casesync.cli.progress import JsonEvents, PlainEvents
 from casesync.emulator import EmulatorConfig, EmulatorThread
-from casesync.errors import CasesyncError, PartialFailure, StateWriteError
+from casesync.errors import CasesyncError, PartialFailure, Refused, StateWriteError
+from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.journal import journal_path
 from casesync.sync.resolve import resolve
 
@@ -147,3 +154,42 @@ def test_a_full_disk_at_start_is_a_clean_error_and_nothing_is_sent(
     assert isinstance(error, StateWriteError)
     assert "apply.lock" in error.message and "No space left on device" in error.message
     assert mutating(emulator.snapshot()) == 0
+
+
+# --- the plan shown before "Apply? [y/N]" ---
+
+
+def project_with_phi_warnings(root: Path) -> Path:
+    write_project(root)
+    case_dir = write_case(root, "ct-01", SIMPLE_CASE.replace("X-ray", "CT"))
+    (case_dir / "xr").mkdir()
+    write(clean_ct(), case_dir / "xr" / "1.dcm")  # passes the gate with lo-value warnings
+    return root
+
+
+def test_the_plan_shown_before_the_prompt_carries_the_phi_warnings(tmp_path: Path) -> None:
+    out = io.StringIO()
+    shown: list[str] = []
+
+    def decline() -> bool:
+        shown.append(out.getvalue())  # what the person saw when asked "Apply? [y/N]"
+        return False
+
+    settings = ApplySettings(root=project_with_phi_warnings(tmp_path), interactive=True)
+    events = PlainEvents(Console(file=out, width=400, no_color=True))
+    with pytest.raises(Refused, match="cancelled"):
+        run_apply(settings, events, decline)
+    [before] = shown
+    assert "    ! study 1 series 1: PHI gate [lo-value] " in before
+    assert before.rstrip().endswith(", 1 warning.")
+
+
+def test_the_json_plan_event_carries_them_too(tmp_path: Path) -> None:
+    out = io.StringIO()
+    settings = ApplySettings(root=project_with_phi_warnings(tmp_path), interactive=True)
+    with pytest.raises(Refused):
+        run_apply(settings, JsonEvents(out), lambda: False)
+    event = json.loads(out.getvalue().splitlines()[0])
+    assert event["event"] == "plan"
+    assert event["plan"]["summary"]["warnings"] == 1
+    assert event["plan"]["cases"][0]["warnings"][0]["code"] == "phi-lo-value"

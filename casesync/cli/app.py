@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 import webbrowser
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -127,11 +128,12 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(allowed)}")
 
 
-def _print_problems(problems: list[Problem], fmt: str) -> None:
+def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> None:
+    """The problems, then ``advice`` (the PHI gate's fix, said once for all its lines)."""
     if fmt == "json":
-        typer.echo(render_problems_json(problems), nl=False)
+        typer.echo(render_problems_json(problems, advice), nl=False)
     elif problems:
-        typer.echo(render_problems_text(problems), nl=False)
+        typer.echo(render_problems_text(problems, advice), nl=False)
 
 
 @app.command()
@@ -157,7 +159,7 @@ def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
     refresh_editor_schemas(root)
     with hashing_progress() as progress:
         result = validate_project(root, progress=progress)
-    _print_problems(result.problems, fmt)
+    _print_problems(result.problems, fmt, result.advice)
     if result.manifest is None:
         raise InvalidProject(result)
     if fmt == "text":
@@ -200,10 +202,8 @@ def plan(
                 root, api_url_flag=api_url, lock_path=lockfile, progress=progress
             )
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, "json" if fmt == "json" else "text")
+        _print_problems(exc.result.problems, "json" if fmt == "json" else "text", exc.result.advice)
         raise
-    if fmt == "text":
-        _print_problems(prepared.validation.warnings, "text")
     typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
         try:
@@ -245,7 +245,7 @@ def preview(
         with hashing_progress() as progress:
             result = build_preview(_project_root(ctx), tuple(keys or ()), out, progress)
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, "text")
+        _print_problems(exc.result.problems, "text", exc.result.advice)
         raise
     _print_problems(result.validation.warnings, "text")
     typer.echo(
@@ -270,6 +270,7 @@ def schema(
 
 @app.command("check-phi")
 def check_phi(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to check.", exists=True)],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Output format: text or json.")
@@ -277,7 +278,8 @@ def check_phi(
 ) -> None:
     """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
     _check_format(fmt, ("text", "json"))
-    typer.echo(phi_cli.check_phi(paths, fmt), nl=False)
+    cache_path = phi_cli.project_cache_path(_start_dir(ctx))
+    typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
 
 
 @app.command()
@@ -396,7 +398,7 @@ def apply(
     try:
         run_apply(settings, _apply_events(fmt), lambda: typer.confirm("Apply?", default=False))
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, fmt)
+        _print_problems(exc.result.problems, fmt, exc.result.advice)
         raise
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from casesync.project.yamlload import Problem
@@ -252,15 +253,17 @@ def render_plan(plan: Plan, fmt: str, max_chars: int = MARKDOWN_BUDGET) -> str:
     return render_text(plan)
 
 
-def render_problems_text(problems: list[Problem]) -> str:
+def render_problems_text(problems: list[Problem], advice: Sequence[str] = ()) -> str:
+    """One line per problem, then ``advice`` (what many of them share) once, then the counts."""
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     lines = [str(p) for p in problems]
+    lines += advice
     lines.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}.")
     return "\n".join(lines) + "\n"
 
 
-def render_problems_json(problems: list[Problem]) -> str:
+def render_problems_json(problems: list[Problem], advice: Sequence[str] = ()) -> str:
     document = {
         "format_version": 1,
         "valid": not any(p.severity == "error" for p in problems),
@@ -275,5 +278,6 @@ def render_problems_json(problems: list[Problem]) -> str:
             }
             for p in problems
         ],
+        "advice": list(advice),
     }
     return json.dumps(document, indent=2) + "\n"

@@ -1,8 +1,9 @@
 """The plan: a pure diff of the validated manifest against casesync.lock.
 
 No network, no disk: ``make_plan(manifest, lock)`` returns typed actions in a stable order,
-plus warnings for what the API cannot do (it has no update or delete endpoints). Renderers and
-the executor both consume the same ``Plan``.
+plus warnings for what the API cannot do (it has no update or delete endpoints) and the PHI
+gate's warnings on every series it would upload (validation attached them to the series).
+Renderers and the executor both consume the same ``Plan``.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ Action = CreateCase | CreateStudy | CreateSeries | MarkUploadFinished
 
 @dataclass(frozen=True)
 class PlanWarning:
-    code: str  # case-changed, study-changed, series-changed, series-replaced, ...
+    code: str  # case-changed, study-changed, series-changed, series-replaced, phi-<rule>, ...
     message: str
-    fields: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()  # the changed fields; for phi-<rule>, the DICOM tags
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,12 @@ def _plan_series(
                 upload_bytes=sum(unique.values()),
             )
         )
+        warnings += [  # what the PHI gate warned about the files this series sends
+            PlanWarning(
+                note.code, f"study {s_index + 1} series {r_index + 1}: {note.message}", note.tags
+            )
+            for note in series.notes
+        ]
     for old in locked_series:
         if id(old) not in matched:
             warnings.append(
