@@ -416,24 +416,28 @@ def check_files(
     With a cache, files are keyed by SHA-256 (from ``hashes`` when given, else computed here)
     and the rule-set version; results come back in the order of ``paths``.
     """
-    known = dict(hashes or {})
+    known: dict[Path, str | None] = dict(hashes or {})
     workers = workers or os.cpu_count() or 1
     cached: dict[str, tuple[Finding, ...]] = {}
     if cache is not None:
         missing = [path for path in paths if path not in known]
         with FilePool(workers, len(missing)) as pool:
             known.update(zip(missing, pool.map(_sha256, missing), strict=True))
-        cached = cache.get_many([known[path] for path in paths], burned_in_reviewed)
+        hashed = [digest for path in paths if (digest := known[path]) is not None]
+        cached = cache.get_many(hashed, burned_in_reviewed)
     todo = [path for path in paths if known.get(path) not in cached]
     with FilePool(workers, len(todo)) as pool:  # no worker processes when all is cached
         check = _check_reviewed if burned_in_reviewed else _check
         fresh = dict(zip(todo, pool.map(check, todo), strict=True))
     if cache is not None:
+        results = [(known[path], report.findings) for path, report in fresh.items()]
         cache.put_many(
-            [(known[path], report.findings) for path, report in fresh.items()], burned_in_reviewed
+            [(digest, findings) for digest, findings in results if digest is not None],
+            burned_in_reviewed,
         )
     return [
-        fresh[path] if path in fresh else FileReport(path, cached[known[path]]) for path in paths
+        fresh[path] if path in fresh else FileReport(path, cached[str(known[path])])
+        for path in paths
     ]
 
 
@@ -445,9 +449,14 @@ def _check_reviewed(path: Path) -> FileReport:
     return check_file(path, burned_in_reviewed=True)
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> str | None:
+    """The cache key; None for what cannot be read as a regular file (``check_file`` says why,
+    and such a result is not cached)."""
     digest = hashlib.sha256()
-    with open_regular(path) as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open_regular(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, NotRegularFile):
+        return None
     return digest.hexdigest()
