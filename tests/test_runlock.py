@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from casesync.errors import ExitCode, Refused
+from casesync.errors import ConfigError, ExitCode, Refused
 from casesync.sync.runlock import read_owner, run_lock
 
 
@@ -59,3 +59,16 @@ with run_lock(Path(sys.argv[1]), print, "casesync apply (killed)"):
     print("holding", flush=True)
     time.sleep(60)
 """
+
+
+def test_without_fcntl_the_lock_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: import fcntl fails
+    with (
+        pytest.raises(ConfigError, match="need a POSIX system") as error,
+        run_lock(tmp_path, print),
+    ):
+        pass
+    assert error.value.exit_code == ExitCode.ERROR
+    assert not (tmp_path / ".casesync" / "apply.lock").exists()

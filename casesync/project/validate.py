@@ -17,7 +17,8 @@ from typing import Any
 from casesync.api import vocab
 from casesync.api.models import CaseFields
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
-from casesync.phi import gate
+from casesync.phi.cache import PhiCache
+from casesync.phi.findings import FileReport, Finding, summarize
 from casesync.project.manifest import (
     CaseSpec,
     ImageFile,
@@ -41,7 +42,7 @@ class ValidationResult:
     manifest: Manifest | None  # None when any error was found
     problems: list[Problem] = field(default_factory=list)
     facts: dict[str, FileFacts] = field(default_factory=dict)
-    phi_reports: list[gate.FileReport] = field(default_factory=list)  # files with findings
+    phi_reports: list[FileReport] = field(default_factory=list)  # files with findings
 
     @property
     def errors(self) -> list[Problem]:
@@ -252,7 +253,7 @@ def _phi_gate(
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
     problems: list[Problem],
     use_cache: bool,
-) -> list[gate.FileReport]:
+) -> list[FileReport]:
     """Run the PHI gate on every file; one problem per (series, rule, tag).
 
     A series whose exact content already passed without any finding is skipped in one lookup;
@@ -260,8 +261,8 @@ def _phi_gate(
     twice, and only for files with no cached result. Returns the reports of flagged files.
     """
     specs = [spec for spec in series_specs.values() if spec is not None]
-    flagged_all: list[gate.FileReport] = []
-    cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
+    flagged_all: list[FileReport] = []
+    cache = PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
     try:
         for reviewed in (False, True):
             known_clean = cache.clean_series(reviewed) if cache else set()
@@ -274,7 +275,7 @@ def _phi_gate(
             clean = []
             for spec in todo:
                 flagged = [
-                    gate.FileReport(root / f.path, findings[f.path])
+                    FileReport(root / f.path, findings[f.path])
                     for f in spec.files
                     if findings[f.path]
                 ]
@@ -291,30 +292,34 @@ def _phi_gate(
 
 
 def _file_findings(
-    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: gate.PhiCache | None
-) -> dict[str, tuple[gate.Finding, ...]]:
+    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: PhiCache | None
+) -> dict[str, tuple[Finding, ...]]:
     """Findings per file path: cached ones first, the rest from one gate call."""
     files = {f.path: f.sha256 for spec in specs for f in spec.files}
     if not files:
         return {}
     cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
     todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
-    reports = gate.check_files(
-        [root / relpath for relpath in todo],
-        burned_in_reviewed=reviewed,
-        cache=cache,
-        hashes={root / relpath: files[relpath] for relpath in todo},
-    )
-    fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
+    fresh: dict[str, tuple[Finding, ...]] = {}
+    if todo:
+        from casesync.phi.gate import check_files  # pydicom only when a file must be parsed
+
+        reports = check_files(
+            [root / relpath for relpath in todo],
+            burned_in_reviewed=reviewed,
+            cache=cache,
+            hashes={root / relpath: files[relpath] for relpath in todo},
+        )
+        fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
     return {
         relpath: cached[sha256] if sha256 in cached else fresh[relpath]
         for relpath, sha256 in files.items()
     }
 
 
-def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[gate.FileReport]) -> list[Problem]:
+def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[FileReport]) -> list[Problem]:
     found = []
-    for summary in gate.summarize(flagged):
+    for summary in summarize(flagged):
         tag = f" {summary.tag}" if summary.tag else ""
         example = summary.example.relative_to(root).as_posix()
         found.append(
