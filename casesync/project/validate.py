@@ -19,6 +19,7 @@ from casesync.api.models import CaseFields
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
 from casesync.phi.cache import PhiCache
 from casesync.phi.findings import FileReport, Finding, summarize
+from casesync.project.doccache import DocumentCache, load_checked
 from casesync.project.manifest import (
     CaseSpec,
     ImageFile,
@@ -30,7 +31,7 @@ from casesync.project.manifest import (
 )
 from casesync.project.schema import schema_problems
 from casesync.project.seriesfiles import order_slices, resolve_root, select_files
-from casesync.project.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
+from casesync.project.yamlload import LoadedYaml, Problem, YamlError
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
@@ -75,8 +76,13 @@ def validate_project(
     """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest."""
     root = root.resolve()
     problems: list[Problem] = []
-    project = _load_project(root, problems)
-    case_docs = _load_case_documents(root, project, problems) if project else []
+    doc_cache = DocumentCache(cache_dir(root) / "manifests.sqlite") if use_cache else None
+    try:
+        project = _load_project(root, problems, doc_cache)
+        case_docs = _load_case_documents(root, project, problems, doc_cache) if project else []
+    finally:
+        if doc_cache:
+            doc_cache.close()
     drafts: list[_DraftSeries] = []
     for loaded, _ in case_docs:
         drafts.extend(_select_series_files(root, loaded, problems))
@@ -106,19 +112,26 @@ def validate_project(
 def load_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
     """Just casesync.yaml (for commands that need the api_url but not the cases)."""
     problems: list[Problem] = []
-    return _load_project(root.resolve(), problems), problems
+    return _load_project(root.resolve(), problems, None), problems
 
 
-def _load_project(root: Path, problems: list[Problem]) -> Project | None:
+def _check_project(loaded: LoadedYaml) -> list[Problem]:
+    if loaded.data is None:
+        loaded.data = {}
+    return schema_problems("project", loaded)
+
+
+def _load_project(
+    root: Path, problems: list[Problem], doc_cache: DocumentCache | None
+) -> Project | None:
     try:
-        loaded = load_yaml_file(root / PROJECT_FILE, PROJECT_FILE)
+        loaded, found = load_checked(
+            root / PROJECT_FILE, PROJECT_FILE, "project", {}, _check_project, doc_cache
+        )
     except YamlError as exc:
         problems.append(exc.problem)
         return None
     problems.extend(loaded.problems)
-    if loaded.data is None:
-        loaded.data = {}
-    found = schema_problems("project", loaded)
     problems.extend(found)
     if found or not isinstance(loaded.data, dict):
         return None
@@ -132,7 +145,7 @@ def _load_project(root: Path, problems: list[Problem]) -> Project | None:
 
 
 def _load_case_documents(
-    root: Path, project: Project, problems: list[Problem]
+    root: Path, project: Project, problems: list[Problem], doc_cache: DocumentCache | None
 ) -> list[tuple[LoadedYaml, bool]]:
     """Every case manifest that parsed, with whether it also passed the schema."""
     paths: dict[Path, None] = {}
@@ -149,18 +162,21 @@ def _load_case_documents(
     for path in paths:
         display = path.relative_to(root).as_posix()
         try:
-            loaded = load_yaml_file(path, display)
+            loaded, found = load_checked(
+                path, display, "case", project.defaults, _check_case, doc_cache
+            )
         except YamlError as exc:
             problems.append(exc.problem)
             continue
         problems.extend(loaded.problems)
-        if isinstance(loaded.data, dict):
-            loaded.data = {**project.defaults, **loaded.data}
-        found = schema_problems("case", loaded)
         problems.extend(found)
         if isinstance(loaded.data, dict):
             documents.append((loaded, not found))
     return documents
+
+
+def _check_case(loaded: LoadedYaml) -> list[Problem]:
+    return schema_problems("case", loaded)
 
 
 def _select_series_files(
