@@ -16,6 +16,7 @@ from typing import Any
 
 from casesync.api import vocab
 from casesync.api.models import CaseFields
+from casesync.files.formats import DICOM
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
 from casesync.phi.cache import PhiCache
 from casesync.phi.findings import FileReport, Finding, summarize
@@ -88,11 +89,15 @@ def validate_project(
         drafts.extend(_select_series_files(root, loaded, problems))
     relpaths = [relpath for draft in drafts for relpath in draft.relpaths]
     cache = FactsCache(cache_dir(root) / "files.sqlite") if use_cache else None
+    unreadable: set[str] = set()
     try:
-        facts = gather_facts(root, relpaths, cache, progress=progress)
+        facts = gather_facts(root, relpaths, cache, progress=progress, unreadable=unreadable)
     finally:
         if cache:
             cache.close()
+    if unreadable:
+        for draft in drafts:
+            _drop_unreadable(draft, unreadable, problems)
     series_specs = {
         (draft.loaded.file, draft.path): _build_series(draft, facts, problems) for draft in drafts
     }
@@ -197,6 +202,17 @@ def _select_series_files(
     return drafts
 
 
+def _drop_unreadable(draft: _DraftSeries, unreadable: set[str], problems: list[Problem]) -> None:
+    for relpath in draft.relpaths:
+        if relpath in unreadable:
+            name = relpath.rsplit("/", 1)[-1]
+            what = f"{name} is not readable"
+            problems.append(
+                draft.loaded.problem((*draft.path, "images"), what, "fix its permissions")
+            )
+    draft.relpaths = [relpath for relpath in draft.relpaths if relpath not in unreadable]
+
+
 def _well_formed_series(data: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
     """The series entries whose shape allows file checks, even if the schema found problems
     elsewhere in the document, so one run reports as much as it can."""
@@ -239,7 +255,9 @@ def _build_series(
             )
         )
         return None
-    ordered = draft.relpaths if draft.explicit_order else order_slices(draft.relpaths, facts)
+    # only DICOM files have slice keys: other folders are already in natural name order
+    keep = draft.explicit_order or formats != {DICOM}
+    ordered = draft.relpaths if keep else order_slices(draft.relpaths, facts)
     root_spec = draft.raw.get("root")
     index, error = resolve_root(
         root_spec, ordered, lambda p: Path(p).relative_to(_case_rel(draft)).as_posix()
