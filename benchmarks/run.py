@@ -214,7 +214,7 @@ def bench_startup(work: Path, baseline: Path | None) -> list[Row]:
         now = "," not in name
         rows.append(
             Row(
-                f"0{name}. start-up: casesync {' '.join(STARTUP[name[0]])}",
+                f"0{name[0]}. start-up: casesync {' '.join(STARTUP[name[0]])}{name[1:]}",
                 str(timing),
                 f"python -c pass {timings['python']}",
                 "",
