@@ -46,7 +46,11 @@ class ValidationFailed(CasesyncError):
 
 
 class LockfileError(CasesyncError):
-    """casesync.lock is corrupt, from a newer casesync, or belongs to another API."""
+    """casesync.lock or the journal is corrupt, from a newer casesync, or for another API."""
+
+
+class StateWriteError(LockfileError):
+    """casesync.lock, the journal or the apply lock cannot be written (disk full, read-only)."""
 
 
 class Refused(CasesyncError):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
 from repofactory import write_case, write_pngs, write_project
 
+from casesync.cli.progress import JsonEvents
+from casesync.errors import CasesyncError
 from casesync.project.validate import validate_project
+from casesync.sync.apply import ApplySettings, run_apply
+from casesync.sync.executor import ApplyOptions
+from casesync.sync.journal import Ledger
+from casesync.sync.lockfile import load_lock
+from casesync.sync.resolve import Answer
 
 CASE_YAML = """
 title: Teaching case {index}
@@ -82,3 +91,46 @@ def check_matches_manifests(root: Path, state: dict[str, Any]) -> None:
             assert got == wanted, spec.key
             attached.extend(u for s in remote_study["series"] for u in s["upload_ids"])
     assert len(attached) == len(set(attached)), "an upload id was attached twice"
+
+
+def user_answers(root: Path, state: dict[str, Any], api_url: str) -> list[tuple[str, str, Answer]]:
+    """What a user would answer ``casesync resolve`` for each unknown study or series create,
+    after looking at the site (``state``): ``(case key, kind, answer)``, oldest first."""
+    studies = {s["id"]: s for c in state["cases"] for s in c["studies"]}
+    lock_path = root / "casesync.lock"
+    answers = []
+    for intent in Ledger(root, lock_path, load_lock(lock_path, api_url)).recover():
+        record = intent.record
+        if intent.kind == "study":
+            case = next(c for c in state["cases"] if c["id"] == record["case_id"])
+            found = [s["id"] for s in case["studies"] if s["position"] == record["position"]]
+            answer = Answer(study_id=found[0]) if found else Answer(not_created=True)
+        elif intent.kind == "series":
+            ids = [f["upload_id"] for f in record["files"]]
+            series = studies[record["study_id"]]["series"]
+            jobs = [s["job_id"] for s in series if s["upload_ids"] == ids]
+            answer = Answer(series_job=jobs[0]) if jobs else Answer(not_created=True)
+        else:
+            continue  # apply settles cases itself from the listing
+        answers.append((intent.case, intent.kind, answer))
+    return answers
+
+
+def apply_in_process(
+    root: Path, api_url: str, **options: Any
+) -> tuple[CasesyncError | None, list[dict[str, Any]]]:
+    """``casesync apply --yes --format json`` as a function (no settle wait): the error it
+    ends with (only a CasesyncError may come out) and its events."""
+    out = io.StringIO()
+    settings = ApplySettings(
+        root=root,
+        api_url_flag=api_url,
+        yes=True,
+        options=ApplyOptions(**{"settle_seconds": 0, "poll_seconds": 0.01} | options),
+    )
+    error = None
+    try:
+        run_apply(settings, JsonEvents(out), lambda: True)
+    except CasesyncError as exc:
+        error = exc
+    return error, [json.loads(line) for line in out.getvalue().splitlines()]

@@ -424,3 +424,31 @@ async def test_a_create_that_never_connected_is_retried_then_fails_plainly() -> 
             await client.create_case(CaseFields("T", 4))
     assert not isinstance(caught.value, OutcomeUnknown)  # nothing reached a server
     assert f"gave up after {FAST.attempts} attempts" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<html><h1>502 Bad Gateway</h1></html>", '{"id": 7, "tit', '{"title": "no id"}', "[" * 5000],
+    ids=["html", "cut", "no-id", "deep"],
+)
+@pytest.mark.parametrize("create", ["case", "study", "series"])
+async def test_a_2xx_to_a_create_that_cannot_be_read_is_outcome_unknown(
+    script: Script, create: str, body: str
+) -> None:
+    """The server acted but its answer is unreadable: never "not created" (a duplicate)."""
+    paths = {
+        "case": "/api/v1/cases",
+        "study": "/api/v1/cases/7/studies",
+        "series": "/image_preparation/7/studies/8/series",
+    }
+    script.on("POST", paths[create], (200, body, {}))
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST) as client:
+        calls = {
+            "case": lambda: client.create_case(CaseFields("T", 4)),
+            "study": lambda: client.create_study(7, StudyFields("CT", 2)),
+            "series": lambda: client.create_series(7, 8, SeriesFields("image/png", 0), [1]),
+        }
+        with pytest.raises(OutcomeUnknown, match="may have created it") as caught:
+            await calls[create]()
+    assert caught.value.status == 200
+    assert script.count("POST", paths[create]) == 1

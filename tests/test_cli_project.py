@@ -9,14 +9,16 @@ import pytest
 from repofactory import SIMPLE_CASE, simple_repo, write_case
 
 
-def casesync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def casesync(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "casesync", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), **(env or {})},
     )
 
 
@@ -26,8 +28,9 @@ def test_init_then_validate_then_plan(tmp_path: Path) -> None:
     assert "wrote casesync.yaml" in init.stdout
     assert (tmp_path / ".gitignore").read_text().endswith(".casesync/\n")
     header = (tmp_path / "cases/example-case/case.yaml").read_text().splitlines()[0]
-    assert header == "# yaml-language-server: $schema=../../.casesync/schemas/case.schema.json"
-    assert (tmp_path / ".casesync/schemas/case.schema.json").is_file()
+    assert header == "# yaml-language-server: $schema=../../.casesync-schemas/case.schema.json"
+    assert (tmp_path / ".casesync-schemas/case.schema.json").is_file()
+    assert "wrote .casesync-schemas/" in init.stdout
     again = casesync("init", cwd=tmp_path)
     assert "nothing to do" in again.stdout
     validate = casesync("validate", cwd=tmp_path)
@@ -36,6 +39,27 @@ def test_init_then_validate_then_plan(tmp_path: Path) -> None:
     plan = casesync("plan", "--detailed-exitcode", cwd=tmp_path)
     assert plan.returncode == 2, plan.stderr
     assert "Plan: 1 case, 1 study, 1 series to create" in plan.stdout
+
+
+def test_the_init_sample_is_flagged_by_validate_and_refused_by_apply(tmp_path: Path) -> None:
+    casesync("init", cwd=tmp_path)
+    validate = casesync("validate", cwd=tmp_path)
+    assert validate.returncode == 0
+    assert (
+        "cases/example-case/case.yaml:2:1: warning: this is casesync init's sample case: "
+        "apply refuses it (the API cannot delete a case once created) (make it your own case "
+        "and remove 'sample: true', or delete the folder)"
+    ) in validate.stdout
+    # a closed loopback port: should the refusal fail, nothing can leave the machine
+    offline = {"CASESYNC_API_URL": "http://127.0.0.1:9", "CASESYNC_ACCESS_TOKEN": "x"}
+    apply = casesync("apply", "--yes", cwd=tmp_path, env=offline)
+    assert apply.returncode == 5, apply.stdout + apply.stderr
+    assert "refusing to apply casesync init's sample case: cases/example-case" in apply.stderr
+    assert "remove the line 'sample: true'" in apply.stderr
+    case_file = tmp_path / "cases/example-case/case.yaml"
+    case_file.write_text(case_file.read_text().replace("sample: true", "# edited"))
+    validate = casesync("validate", cwd=tmp_path)
+    assert "warning" not in validate.stdout, validate.stdout
 
 
 def test_commands_find_the_root_from_a_subfolder_and_with_dash_c(tmp_path: Path) -> None:

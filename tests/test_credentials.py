@@ -6,11 +6,13 @@ import json
 import re
 import stat
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from authfactory import DEMO_CLIENT
 from repofactory import write_project
 from typer.testing import CliRunner
@@ -28,7 +30,7 @@ from casesync.api.credentials import (
     write_credentials,
 )
 from casesync.api.models import Quotas, User
-from casesync.api.oauth import OOB_REDIRECT_URI, authorize_url, refresh_grant
+from casesync.api.oauth import OOB_REDIRECT_URI, TokenGrant, authorize_url, refresh_grant
 from casesync.cli.app import app
 from casesync.emulator import Emulator, EmulatorThread
 from casesync.errors import AuthError, ConfigError, ExitCode
@@ -152,7 +154,42 @@ async def test_login_with_the_code_from_the_authorize_page(
     tokens = token_provider(emulator.base_url, file_env(path))
     async with RadiopaediaClient(emulator.base_url, tokens) as client:
         assert (await client.current_user()).login == "demo"
-    assert logout(path) and not path.exists() and not logout(path)
+    stored = read_credentials(path)
+    assert stored is not None
+    done = await logout(path)
+    assert done.had_login and done.revoked and not path.exists()
+    assert not (await logout(path)).had_login
+    async with aiohttp.ClientSession() as session:  # the pair is dead on the server too
+        headers = {"Authorization": f"Bearer {stored.access_token}"}
+        async with session.get(emulator.base_url + "/api/v1/users/current", headers=headers) as r:
+            assert r.status == 401
+    with pytest.raises(AuthError, match="invalid_grant"):
+        await refresh_grant(emulator.base_url, DEMO_CLIENT, stored.refresh_token)
+
+
+async def test_logout_without_revocation_on_the_server_still_forgets_and_says_so(
+    tmp_path: Path, aiohttp_server_without_revoke: str
+) -> None:
+    path = tmp_path / "credentials.json"
+    grant = TokenGrant("access-1", "refresh-1", int(time.time()) + 3600)
+    write_credentials(
+        path, Credentials.from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
+    )
+    done = await logout(path)
+    assert done.had_login and not done.revoked and not path.exists()
+    assert "does not support token revocation" in done.why_not_revoked
+
+
+@pytest.fixture
+async def aiohttp_server_without_revoke() -> AsyncIterator[str]:
+    """A server that knows nothing of /oauth/revoke (every path answers 404)."""
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
 
 
 async def test_a_used_code_is_refused_with_the_way_out(tmp_path: Path, emulator: Emulator) -> None:
@@ -279,7 +316,9 @@ def test_cli_login_whoami_logout(tmp_path: Path, emulator_thread: EmulatorThread
     result = runner.invoke(app, ["whoami", "--api-url", url, "--format", "json"], env=env)
     assert json.loads(result.output)["login"] == "demo"
 
-    assert runner.invoke(app, ["logout"], env=env).output == f"removed {path}\n"
+    assert runner.invoke(app, ["logout"], env=env).output == (
+        f"revoked the token on the server\nremoved {path}\n"
+    )
     result = runner.invoke(app, ["whoami", "--api-url", url], env=env)
     assert isinstance(result.exception, AuthError) and "not logged in" in str(result.exception)
 

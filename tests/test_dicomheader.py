@@ -33,6 +33,7 @@ def test_agrees_with_pydicom_wherever_it_answers() -> None:
         theirs = dicom_slice_keys(path)
         assert mine[0] == theirs[0], path.name
         assert mine[1] == pytest.approx(theirs[1]) if theirs[1] is not None else mine[1] is None
+        assert mine[2] == theirs[2], path.name
     assert answered >= 20  # most bundled files take the quick path
 
 
@@ -41,7 +42,19 @@ def test_reads_the_slices_casesync_itself_writes(tmp_path: Path) -> None:
     dataset.InstanceNumber = 42
     dataset.ImagePositionPatient = [1.5, -2.0, 7.25]
     dataset.save_as(tmp_path / "a.dcm")
-    assert quick(tmp_path / "a.dcm") == (42, 7.25)
+    assert quick(tmp_path / "a.dcm") == (42, 7.25, dataset.file_meta.MediaStorageSOPInstanceUID)
+
+
+def test_the_sop_instance_uid_comes_from_the_meta_header_first(tmp_path: Path) -> None:
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    dataset.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    dataset.SOPInstanceUID = "1.2.3.5"
+    dataset.save_as(tmp_path / "a.dcm")
+    assert quick(tmp_path / "a.dcm")[2] == "1.2.3.4"
+    assert dicom_slice_keys(tmp_path / "a.dcm")[2] == "1.2.3.4"
+    del dataset.file_meta.MediaStorageSOPInstanceUID
+    dataset.save_as(tmp_path / "b.dcm", enforce_file_format=False)
+    assert dicom_slice_keys(tmp_path / "b.dcm")[2] == "1.2.3.5"
 
 
 def test_implicit_vr_files_are_read(tmp_path: Path) -> None:
@@ -67,4 +80,8 @@ def test_absent_elements_in_a_whole_file_are_none(tmp_path: Path) -> None:
         dataset.pop(keyword, None)
     dataset.save_as(tmp_path / "bare.dcm")
     assert os.path.getsize(tmp_path / "bare.dcm") < CHUNK_BYTES
-    assert quick(tmp_path / "bare.dcm") == (None, None)
+    assert quick(tmp_path / "bare.dcm") == (
+        None,
+        None,
+        dataset.file_meta.MediaStorageSOPInstanceUID,
+    )

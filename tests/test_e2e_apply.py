@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import add_study, check_matches_manifests, teaching_repo
+from helpers import add_study, check_matches_manifests, teaching_repo, user_answers
 from phifactory import clean_ct, write
 from repofactory import write_pngs
 
 from casesync.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorThread
-from casesync.sync.journal import Ledger
-from casesync.sync.lockfile import load_lock
-from casesync.sync.resolve import Answer, resolve
+from casesync.sync.resolve import resolve
 from casesync.sync.runlock import read_owner
 
 MUTATING = ("POST ", "PUT ", "PATCH ", "DELETE ")
@@ -101,33 +99,17 @@ def s3_puts(requests: dict[str, int]) -> int:
 
 def settle_unknowns(root: Path, emulator: EmulatorThread, via_cli: bool = True) -> int:
     """Do what a user does after apply reports an unknown create: look, then resolve."""
-    state = emulator.snapshot()
-    studies = {s["id"]: s for c in state["cases"] for s in c["studies"]}
-    lock_path = root / "casesync.lock"
-    settled = 0
-    for intent in Ledger(root, lock_path, load_lock(lock_path, emulator.base_url)).recover():
-        record = intent.record
-        if intent.kind == "study":
-            case = next(c for c in state["cases"] if c["id"] == record["case_id"])
-            found = [s["id"] for s in case["studies"] if s["position"] == record["position"]]
-            answer = Answer(study_id=found[0]) if found else Answer(not_created=True)
-        elif intent.kind == "series":
-            ids = [f["upload_id"] for f in record["files"]]
-            series = studies[record["study_id"]]["series"]
-            jobs = [s["job_id"] for s in series if s["upload_ids"] == ids]
-            answer = Answer(series_job=jobs[0]) if jobs else Answer(not_created=True)
-        else:
-            continue  # apply settles cases itself from the listing
+    answers = user_answers(root, emulator.snapshot(), emulator.base_url)
+    for key, kind, answer in answers:
         if via_cli:
-            flag = {"study": "--study-id", "series": "--series-job"}[intent.kind]
+            flag = {"study": "--study-id", "series": "--series-job"}[kind]
             value = answer.study_id or answer.series_job
             args = ["--not-created"] if answer.not_created else [flag, str(value)]
-            done = cli(root, emulator, "resolve", intent.case, *args)
+            done = cli(root, emulator, "resolve", key, *args)
             assert done.returncode == 0, done.stderr
         else:  # the same function, without a process start per answer
-            resolve(root, intent.case, answer, print, api_url_flag=emulator.base_url)
-        settled += 1
-    return settled
+            resolve(root, key, answer, print, api_url_flag=emulator.base_url)
+    return len(answers)
 
 
 def apply_until_done(root: Path, emulator: EmulatorThread, rounds: int = 12) -> None:

@@ -23,8 +23,11 @@ def raw_ct_repo(root: Path) -> Path:
     )
     (case_dir / "raw").mkdir()
     source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    original_uid = source.SOPInstanceUID
     for number in (1, 2, 3):
         source.InstanceNumber = number
+        source.SOPInstanceUID = f"{original_uid}.{number}"  # one instance per slice
+        source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
         source.save_as(case_dir / "raw" / f"{number}.dcm")
     return case_dir
 

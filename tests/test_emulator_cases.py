@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from emulator_helpers import Api, EmulatorFactory, api_for
+from emulator_helpers import Api, EmulatorFactory, api_for, compliant_dicom
 
 from casesync.emulator import Emulator
 
@@ -243,3 +243,57 @@ async def test_the_case_page_shows_what_was_created(emulator: Emulator) -> None:
     assert "Knee &lt;MRI&gt;" in text and "<p>Discussion</p>" in text
     assert "Study 2 &middot; MRI: Sagittal PD" in text and "Musculoskeletal" in text
     assert missing.status == 404
+
+
+async def test_originals_lists_each_series_files_in_stack_order_as_signed_urls(
+    emulator: Emulator, api: Api
+) -> None:
+    case_id = await api.new_case("with originals")
+    study_id = await api.new_study(case_id)
+    slices = [compliant_dicom(f"slice {n}") for n in range(3)]
+    assert (await api.new_series(case_id, study_id, await api.upload(slices))).status == 202
+    failed = await api.new_series(case_id, study_id, await api.upload([compliant_dicom("x")]))
+    await api.call("POST", f"/_emulator/jobs/{failed.json()['job_id']}/fail", auth=False)
+
+    reply = await api.call("GET", f"/api/v1/cases/{case_id}/originals")
+    assert reply.status == 200, reply.text
+    by_study = reply.json()["original_file_urls_by_study"]
+    assert list(by_study) == [str(study_id)]
+    [series] = by_study[str(study_id)]  # the failed series is left out
+    assert isinstance(series["series_id"], int) and len(series["files"]) == 3
+    fetched = []
+    for url in series["files"]:
+        async with api.session.get(url) as response:
+            assert response.status == 200
+            fetched.append(await response.read())
+    assert fetched == slices
+
+    with_token = await api.call("GET", series["files"][0])  # S3 refuses a second auth mechanism
+    assert with_token.status == 400
+    forged = series["files"][0].replace("originals/", "originals/0")
+    assert (await api.call("GET", forged, auth=False)).status == 403
+    emulator.advance_clock(emulator.config.url_ttl + 1)
+    assert (await api.call("GET", series["files"][0], auth=False)).status == 403
+
+
+async def test_originals_of_another_users_case_is_not_found(api: Api) -> None:
+    case_id = await api.new_case("mine")
+    other = (
+        await api.call("POST", "/_emulator/tokens", auth=False, json={"login": "other"})
+    ).json()
+    stranger = Api(api.session, api.base_url, other["access_token"])
+    assert (await stranger.call("GET", f"/api/v1/cases/{case_id}/originals")).status == 404
+
+
+async def test_a_case_retitled_on_the_site_shows_the_new_title_in_the_listing(api: Api) -> None:
+    case_id = await api.new_case("Old title")
+    reply = await api.call(
+        "POST", f"/_emulator/cases/{case_id}/title", auth=False, json={"title": "New title"}
+    )
+    assert reply.status == 200 and reply.json()["title"] == "New title"
+    listed = (await api.call("GET", "/api/v1/cases")).json()
+    assert [c["title"] for c in listed if c["id"] == case_id] == ["New title"]
+    bad = await api.call(
+        "POST", f"/_emulator/cases/{case_id}/title", auth=False, json={"title": ""}
+    )
+    assert bad.status == 400

@@ -75,11 +75,9 @@ async def test_fail_rate_never_touches_the_inspection_routes(
     emulator = await emulator_factory(fail_rate=1.0, drop_rate=1.0, latency_ms=500, rate_limit=1)
     async with aiohttp.ClientSession() as session:
         api = Api(session, emulator.base_url, "")
-        started = time.monotonic()
         for _ in range(5):
             assert (await api.call("GET", "/_emulator/state", auth=False)).status == 200
             assert (await api.call("POST", "/_emulator/tokens", auth=False, json={})).status == 200
-        assert time.monotonic() - started < 0.5
     assert emulator.snapshot()["requests"] == {}
 
 

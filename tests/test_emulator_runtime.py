@@ -16,14 +16,36 @@ from urllib.parse import urlsplit
 import aiohttp
 from emulator_helpers import DICOM, Api, EmulatorFactory, compliant_dicom
 
-from casesync.emulator import EmulatorConfig, EmulatorThread
+from casesync.emulator import Emulator, EmulatorConfig, EmulatorThread
+
+
+class ManualPause:
+    """The saver's clock, driven by the test: each ``tick`` lets one period pass."""
+
+    def __init__(self) -> None:
+        self._release = asyncio.Event()
+        self._waiting = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self._waiting.set()
+        await self._release.wait()
+        self._release.clear()
+
+    async def tick(self) -> None:
+        """Let one period pass and return once the saver is waiting for the next one."""
+        await self._waiting.wait()
+        self._waiting.clear()
+        self._release.set()
+        await self._waiting.wait()
 
 
 async def test_a_restarted_emulator_keeps_its_world(
     emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:
     state_file = tmp_path / "state.json"
-    first = await emulator_factory(state_file=state_file)
+    saver_clock = ManualPause()
+    first = Emulator(EmulatorConfig(state_file=state_file), pause=saver_clock)
+    await first.start()
     tokens = first.issue_tokens()
     stored, pending = compliant_dicom("stored"), compliant_dicom("pending")
     async with aiohttp.ClientSession() as session:
@@ -37,7 +59,8 @@ async def test_a_restarted_emulator_keeps_its_world(
                 "POST", "/direct_s3_uploads", json={"sha256": [hashlib.sha256(pending).hexdigest()]}
             )
         ).json()["uploads"][0]
-        await asyncio.sleep(0.5)  # the periodic save runs while the emulator serves
+        assert not state_file.exists()  # nothing saved before a period has passed
+        await saver_clock.tick()  # one period passes: the background save runs while serving
         assert "kept" in state_file.read_text()
         await first.stop()
 

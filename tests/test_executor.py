@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,48 @@ async def test_wait_records_the_processing_status(
     lock = load_lock(root / "casesync.lock", emulator.base_url)
     statuses = {s.status for st in lock.cases["cases/case-00"].studies for s in st.series}
     assert statuses == {"ready"}
+
+
+class EmulatorTime:
+    """The executor's clock: a sleep moves it and the emulator's clock on, and nobody waits."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.time += seconds
+        self.emulator.advance_clock(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("job_seconds", "outcome", "polls"),
+    [(60, "done", 13 + 1 + 1), (86400, "processing", 121 + 1 + 1)],
+)
+async def test_wait_polls_until_its_deadline_and_no_longer(
+    tmp_path: Path, emulator_factory: Any, job_seconds: int, outcome: str, polls: int
+) -> None:
+    slow = await emulator_factory(job_seconds=job_seconds)
+    root = teaching_repo(tmp_path, cases=1, images=1)
+    clock = EmulatorTime(slow)
+    options = ApplyOptions(wait=True, wait_timeout=600, poll_seconds=5)
+    async with RadiopaediaClient(slow.base_url, tokens_for(slow)) as api:
+        prepared, ledger, plan = settle_and_plan(root, slow.base_url, None)
+        executor = Executor(api, prepared.manifest, plan, ledger, Recorder(), options, clock)
+        report = await executor.run()
+    assert report.outcomes["cases/case-00"].status == outcome
+    asked = slow.snapshot()["requests"]
+    assert sum(n for name, n in asked.items() if name.startswith("GET /image_prep")) == polls
+    lock = load_lock(root / "casesync.lock", slow.base_url)
+    series = [s for study in lock.cases["cases/case-00"].studies for s in study.series]
+    if outcome == "done":
+        assert {s.status for s in series} == {"ready"} and clock.time == 60
+    else:
+        assert clock.time == 600  # the deadline, not a poll more
+        assert all(s.status not in ("ready", None) and s.series_id is None for s in series)
+        message = report.outcomes["cases/case-00"].message
+        assert "still processing after --wait-timeout (10 min)" in message

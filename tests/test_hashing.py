@@ -145,7 +145,9 @@ def test_a_new_ctime_means_the_file_is_read_again(
     cache = FactsCache(tmp_path / "files.sqlite")
     gather_facts(tmp_path, names, cache)
     with cache.connection:  # as if f0.png's mode changed after it was hashed
-        cache.connection.execute("UPDATE facts SET ctime_ns = ctime_ns - 1 WHERE path = 'f0.png'")
+        cache.connection.execute(
+            f"UPDATE {hashing.FACTS_TABLE} SET ctime_ns = ctime_ns - 1 WHERE path = 'f0.png'"
+        )
     seen = counting(monkeypatch)
     gather_facts(tmp_path, names, cache)
     assert [p.name for p in seen] == ["f0.png"]

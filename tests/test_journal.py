@@ -1,10 +1,15 @@
+import errno
+import json
+import os
+import re
 from pathlib import Path
 
 import pytest
 
-from casesync.errors import LockfileError
+import casesync.sync.journal
+from casesync.errors import LockfileError, StateWriteError
 from casesync.sync.journal import Ledger, journal_path
-from casesync.sync.lockfile import Lock, load_lock
+from casesync.sync.lockfile import Lock, load_lock, save_lock
 
 API = "http://127.0.0.1:1"
 
@@ -138,3 +143,147 @@ def test_recovery_removes_temp_files_a_killed_lock_write_left(tmp_path: Path) ->
     other.write_text("not ours")
     Ledger(tmp_path, lock_path, Lock("https://radiopaedia.org")).recover()
     assert not leftover.exists() and other.exists()
+
+
+INTENT = {
+    "t": "intent",
+    "ref": "r1",
+    "kind": "case",
+    "case": "a",
+    "label": "case",
+    "at": "2026-01-01T00:00:00.000+00:00",
+    "record": CASE_RECORD,
+}
+
+
+def _line(**changes: object) -> bytes:
+    return (json.dumps({**INTENT, **changes}) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (b"[1, 2]\n", "line 1 is corrupt: the line is [1, 2], not an object"),
+        (b"{}\n", 'line 1 is corrupt: "t" is None'),
+        (b"\xff\xfe{}\n" + _line(), "line 1 is corrupt: it is not UTF-8 text"),
+        (b"\n" + _line(), "line 1 is corrupt: it is not a JSON line"),
+        (_line(kind="tumour"), "kind is 'tumour'"),
+        (_line(at="yesterday"), "at is 'yesterday', not a time"),
+        (_line(record={"title": 3, "fields": {}}), "record.title is 3, not a string"),
+        (_line(ref=""), "ref is empty"),
+        (_line() + b'{"t": "done", "ref": "r1", "remote": 7}\n', "line 2 is corrupt: remote is 7"),
+        (_line() + b'{"t": "done", "ref": "r1", "remote": {}}\n', "remote.case_id is null"),
+        (
+            _line() + b'{"t": "done", "ref": "r1", "remote": {"case_id": "x"}}\n',
+            'line 2 is corrupt: remote.case_id is "x", not an integer',
+        ),
+        (
+            _line(
+                kind="study", record={"case_id": 7, "position": 1e400, "key": None, "fields": {}}
+            ),
+            "record.position is inf",
+        ),
+    ],
+)
+def test_hostile_journal_lines_are_refused_and_left_alone(
+    tmp_path: Path, lines: bytes, message: str
+) -> None:
+    path = journal_path(tmp_path)
+    path.parent.mkdir()
+    path.write_bytes(lines)
+    with pytest.raises(LockfileError, match=re.escape(message)) as refused:
+        ledger(tmp_path).recover()
+    assert str(path) in str(refused.value)
+    assert "never delete the journal" in str(refused.value.hint)
+    assert path.read_bytes() == lines
+    assert not (tmp_path / "casesync.lock").exists()
+
+
+def test_a_torn_last_line_cut_inside_a_character_is_ignored(tmp_path: Path) -> None:
+    book = ledger(tmp_path)
+    book.begin("case", "a", "case", {**CASE_RECORD, "title": "Ödem"})
+    with journal_path(tmp_path).open("ab") as handle:
+        handle.write(_line(ref="r2", record={**CASE_RECORD, "title": "Ödem"})[:-30] + b"\xc3")
+    assert [i.record["title"] for i in ledger(tmp_path).recover()] == ["Ödem"]
+
+
+class FailingSaves:
+    """``save_lock`` for the ledger: fails while ``full`` is set."""
+
+    def __init__(self) -> None:
+        self.full = True
+
+    def __call__(self, path: Path, lock: Lock) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save_lock(path, lock)
+
+
+def test_a_result_stays_journaled_until_a_saved_lock_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saves = FailingSaves()
+    monkeypatch.setattr(casesync.sync.journal, "save_lock", saves)
+    book = ledger(tmp_path)
+    with pytest.raises(StateWriteError, match="No space left on device") as failed:
+        book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})
+    assert book.write_error is failed.value
+    assert "run 'casesync apply' again" in str(failed.value.hint)
+    assert (book.open_intents, book.unsaved) == ([], 1)
+    book.compact()  # the end of the run: the result must survive it
+    assert not (tmp_path / "casesync.lock").exists()
+
+    saves.full = False
+    assert ledger(tmp_path).recover() == []  # the next run folds it
+    assert load_lock(tmp_path / "casesync.lock", API).cases["a"].case_id == 7
+    assert not journal_path(tmp_path).exists()
+
+
+def test_a_result_the_journal_missed_is_kept_by_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = ledger(tmp_path)
+    intent = book.begin("case", "a", "case", CASE_RECORD)
+    real_fsync = os.fsync
+    calls: list[int] = []
+
+    def journal_full(fd: int) -> None:  # the first fsync is the done line's; the lock's work
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", journal_full)
+    book.finish(intent, {"case_id": 7})
+    monkeypatch.undo()
+    assert book.write_error is not None
+    assert len(journal_path(tmp_path).read_text().splitlines()) == 1  # no torn done line left
+    assert ledger(tmp_path).recover() == []  # the intent is settled: the lock holds its case
+    assert load_lock(tmp_path / "casesync.lock", API).cases["a"].case_id == 7
+
+
+def test_a_failed_intent_write_sends_nothing_and_leaves_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = ledger(tmp_path)
+    book.begin("case", "a", "case", CASE_RECORD)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StateWriteError, match=r"journal\.jsonl"):
+        book.begin("case", "b", "case", {**CASE_RECORD, "title": "B"})
+    monkeypatch.undo()
+    assert [i.case for i in book.open_intents] == ["a"]
+    assert [i.case for i in ledger(tmp_path).recover()] == ["a"]
+
+
+def test_adopting_an_id_another_key_holds_is_refused_before_writing(tmp_path: Path) -> None:
+    book = ledger(tmp_path)
+    book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})
+    other = book.begin("case", "b", "case", CASE_RECORD)
+    before = journal_path(tmp_path).read_bytes()
+    with pytest.raises(LockfileError, match="case id 7 is already recorded for a"):
+        book.finish(other, {"case_id": 7})
+    assert journal_path(tmp_path).read_bytes() == before

@@ -1,10 +1,11 @@
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from casesync.errors import LockfileError
+from casesync.errors import LockfileError, StateWriteError
 from casesync.sync.lockfile import (
     Lock,
     LockedCase,
@@ -12,6 +13,7 @@ from casesync.sync.lockfile import (
     LockedSeries,
     LockedStudy,
     check_api_url_matches,
+    check_writable,
     fingerprint,
     load_lock,
     save_lock,
@@ -62,6 +64,20 @@ def test_uploaded_hashes_only_counts_attached_files() -> None:
     assert lock.uploaded_hashes() == {"aa" * 32}
 
 
+def _lock(case_a: str, case_b: str | None = None) -> str:
+    cases = f'"a": {case_a}' + (f', "b": {case_b}' if case_b else "")
+    return f'{{"version": 1, "api_url": "x", "cases": {{{cases}}}}}'
+
+
+def _study(study: str) -> str:
+    return f'{{"case_id": 1, "studies": [{{"study_id": 2, {study}}}]}}'
+
+
+def _files(files: str) -> str:
+    series = f'{{"content_id": "c", "files": [{files}]}}'
+    return _study(f'"position": 2, "series": [{series}]')
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -69,6 +85,24 @@ def test_uploaded_hashes_only_counts_attached_files() -> None:
         ('{"cases": {}}', "not a casesync lockfile"),
         ('{"version": 99, "api_url": "x", "cases": {}}', "newer than this casesync"),
         ('{"version": 1, "api_url": "x", "cases": {"a": {"studies": []}}}', "corrupt"),
+        ('{"version": 0, "api_url": "x", "cases": {}}', "version is 0; casesync writes 1"),
+        ('{"version": true, "api_url": "x", "cases": {}}', "version is true"),
+        ('{"version": 1, "api_url": 5, "cases": {}}', "api_url is 5, not a string"),
+        (_lock('{"case_id": "abc"}'), 'cases["a"].case_id is "abc", not an integer'),
+        (_lock('{"case_id": 1e400}'), 'cases["a"].case_id is inf, not an integer'),
+        (_lock('{"case_id": -3}'), "case_id is -3, not a positive integer"),
+        (_lock(_study('"position": NaN')), "studies[0].position is nan, not an integer"),
+        (_lock(_study('"study_id": 1e400, "position": 2')), "study_id is inf"),
+        (_lock(_study('"position": 2, "key": ["k"]')), 'studies[0].key is ["k"], not a string'),
+        (_lock(_files('["p", 1, ["aa"], 7]')), 'files[0] sha256 is ["aa"], not a string'),
+        (_lock(_files('["p", 1, "aa"]')), "files[0] is"),
+        (_lock(_files('["p", 1, "aa", 7], ["q", 1, "bb", 7]')), "upload id 7 is recorded for two"),
+        (_lock('{"case_id": 1}', '{"case_id": 1}'), "case id 1 is recorded for both a and b"),
+        (_lock('{"case_id": 1, "upload_finished": "yes"}'), "upload_finished is"),
+        (
+            '{"version": 1, "api_url": "x", "cases": {"a": {"case_id": ' + "9" * 5000 + "}}}",
+            "unreadable or corrupt",
+        ),
     ],
 )
 def test_bad_lockfiles_are_refused_and_left_alone(
@@ -76,9 +110,25 @@ def test_bad_lockfiles_are_refused_and_left_alone(
 ) -> None:
     path = tmp_path / "casesync.lock"
     path.write_text(content)
-    with pytest.raises(LockfileError, match=message):
+    with pytest.raises(LockfileError, match=re.escape(message)) as refused:
         load_lock(path, API)
+    assert "casesync.lock" in str(refused.value)
+    assert refused.value.hint
     assert path.read_text() == content
+
+
+def test_the_same_upload_in_two_series_is_accepted(tmp_path: Path) -> None:
+    """The server may hand out one upload id per content: only two contents are refused."""
+    path = tmp_path / "casesync.lock"
+    path.write_text(_lock(_files('["p", 1, "aa", 7], ["q", 1, "aa", 7]')))
+    assert load_lock(path, API).uploaded_hashes() == {"aa"}
+
+
+def test_a_lockfile_folder_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StateWriteError, match="nodir does not exist"):
+        check_writable(tmp_path / "nodir" / "x.lock")
+    check_writable(tmp_path / "casesync.lock")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_api_url_mismatch_is_refused(tmp_path: Path) -> None:

@@ -68,3 +68,43 @@ def test_no_changes_summary() -> None:
 )
 def test_human_bytes(count: int, text: str) -> None:
     assert human_bytes(count) == text
+
+
+def big_plan(cases: int) -> Plan:
+    """A first plan for a whole collection: every case new, three studies of three series."""
+    specs = [
+        case(
+            f"collection/case-{n:03}",
+            *(study("CT", series(*(str(i) for i in range(40)))) for _ in range(3)),
+            title=f"Teaching case number {n} with a fairly long descriptive title",
+        )
+        for n in range(cases)
+    ]
+    return make_plan(manifest(*specs), Lock(API, {}), API)
+
+
+def test_a_big_markdown_plan_fits_a_pull_request_comment() -> None:
+    plan = big_plan(500)
+    full = render_plan(plan, "markdown", max_chars=10**9)
+    text = render_plan(plan, "markdown")
+    assert len(full) > 65_536  # without the budget, the comment would be refused
+    assert len(text) <= 60_000
+    assert text.startswith(MARKDOWN_MARKER) and summary_line(plan) in text
+    shown = text.count("<details>")
+    assert 0 < shown < 500
+    assert f"**{500 - shown} more cases.**" in text and "full plan is in the job log" in text
+
+
+@pytest.mark.parametrize("budget", [1_000, 5_000, 20_000])
+def test_every_budget_is_kept_and_the_rest_is_counted(budget: int) -> None:
+    text = render_plan(big_plan(500), "markdown", max_chars=budget)
+    assert len(text) <= budget
+    details = text.count("<details>")
+    rows = text.count("| `collection/case-")
+    left_out = text.split("| … | and ")[1].split(" more case")[0] if "| … |" in text else "0"
+    assert details + rows + int(left_out) == 500
+
+
+def test_a_plan_that_fits_is_not_collapsed() -> None:
+    text = render_plan(big_plan(3), "markdown")
+    assert text.count("<details>") == 3 and "more case" not in text

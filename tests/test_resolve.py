@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from repofactory import write_project
 
-from casesync.errors import ConfigError
+from casesync.errors import ConfigError, LockfileError
 from casesync.settings import DEFAULT_API_URL as API
 from casesync.sync.journal import Ledger, journal_path
 from casesync.sync.lockfile import load_lock
@@ -57,3 +57,22 @@ def test_nothing_to_resolve_is_said(tmp_path: Path) -> None:
     pending_study(tmp_path)
     with pytest.raises(ConfigError, match="case b has no create with an unknown outcome"):
         resolve(tmp_path, "b", Answer(not_created=True), print)
+
+
+def test_an_empty_job_id_is_refused_and_nothing_recorded(tmp_path: Path) -> None:
+    pending_study(tmp_path)
+    before = journal_path(tmp_path).read_bytes()
+    with pytest.raises(ConfigError, match="--series-job is empty"):
+        resolve(tmp_path, "a", Answer(series_job=" "), print)
+    assert journal_path(tmp_path).read_bytes() == before
+
+
+def test_an_id_another_case_holds_is_refused_and_nothing_recorded(tmp_path: Path) -> None:
+    book = pending_study(tmp_path)
+    book.begin("case", "b", "case", {"title": "B", "fields": {}})
+    with pytest.raises(LockfileError, match="case id 7 is already recorded for a"):
+        resolve(tmp_path, "b", Answer(case_id=7), print)
+    lock_path = tmp_path / "casesync.lock"
+    lock = load_lock(lock_path, API)
+    assert list(lock.cases) == ["a"]
+    assert sorted(i.case for i in Ledger(tmp_path, lock_path, lock).recover()) == ["a", "b"]

@@ -1,10 +1,12 @@
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from casesync.errors import ConfigError, ExitCode, Refused
+from casesync.errors import ConfigError, ExitCode, Refused, StateWriteError
 from casesync.sync.runlock import read_owner, run_lock
 
 
@@ -72,3 +74,23 @@ def test_without_fcntl_the_lock_is_a_clear_error(
         pass
     assert error.value.exit_code == ExitCode.ERROR
     assert not (tmp_path / ".casesync" / "apply.lock").exists()
+
+
+def test_a_full_disk_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with (
+        pytest.raises(StateWriteError, match="No space left on device") as failed,
+        run_lock(tmp_path, print),
+    ):
+        raise AssertionError("the block must not run")
+    assert "apply.lock" in failed.value.message
+    assert "nothing was sent" in str(failed.value.hint)
+
+
+def test_a_state_folder_that_cannot_be_made_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / ".casesync").write_text("a file where the folder should be")
+    with pytest.raises(StateWriteError, match="cannot write"), run_lock(tmp_path, print):
+        raise AssertionError("the block must not run")

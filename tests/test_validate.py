@@ -150,7 +150,9 @@ def test_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
 
 def test_symlink_inside_the_root_is_fine(tmp_path: Path) -> None:
     root = one_case(tmp_path, SIMPLE_CASE)
-    os.symlink(root / "cases/a/xr/1.png", root / "cases/a/xr/2.png")
+    (root / "shared").mkdir()
+    (root / "shared/other.png").write_bytes(png_bytes(2))
+    os.symlink(root / "shared/other.png", root / "cases/a/xr/2.png")
     assert messages(root) == []
 
 
@@ -256,8 +258,11 @@ def dicom_case(tmp_path: Path, reviewed: bool = False) -> Path:
     root = one_case(tmp_path, text, images={})
     source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
     (root / "cases/a/xr").mkdir()
+    original_uid = source.SOPInstanceUID
     for number in (1, 2):
         source.InstanceNumber = number
+        source.SOPInstanceUID = f"{original_uid}.{number}"
+        source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
         source.save_as(root / f"cases/a/xr/{number}.dcm")
     return root
 
@@ -296,3 +301,47 @@ def test_a_clean_series_is_known_clean_in_one_lookup(
     (root / "cases/case-01/xr/img1.png").write_bytes(png_bytes(4242))
     with pytest.raises(pytest.fail.Exception, match="per-file lookup"):
         validate_project(root)
+
+
+def test_a_series_reports_every_problem_at_once(tmp_path: Path) -> None:
+    text = SIMPLE_CASE.replace("images: xr", "images: xr\n        root: 7")
+    root = one_case(
+        tmp_path,
+        text,
+        images={
+            "xr/1.png": png_bytes(1),
+            "xr/2.png": png_bytes(1),
+            "xr/3.gif": b"GIF89a" + bytes(20),
+        },
+    )
+    assert messages(root) == [
+        "cases/a/case.yaml:11:17: error: duplicate image in the series: cases/a/xr/2.png has the same content as cases/a/xr/1.png (remove one of them: each slice must be a distinct image)",
+        "cases/a/case.yaml:11:17: error: series mixes formats (image/gif, image/png) (put each format in its own series)",
+        "cases/a/case.yaml:12:15: error: root index 7 is out of range: the series has 3 images",
+    ]
+
+
+def test_a_file_listed_twice_is_a_duplicate(tmp_path: Path) -> None:
+    root = one_case(tmp_path, SIMPLE_CASE.replace("images: xr", "images: [xr/1.png, xr/1.png]"))
+    assert messages(root) == [
+        "cases/a/case.yaml:11:17: error: duplicate image in the series: cases/a/xr/1.png is listed twice (remove one of them: each slice must be a distinct image)"
+    ]
+
+
+def test_two_files_of_one_sop_instance_are_named(tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    root = one_case(tmp_path, SIMPLE_CASE.replace("X-ray", "CT"), images={})
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    (root / "cases/a/xr").mkdir()
+    for number, uid in ((1, "1.2.3.1"), (2, "1.2.3.2"), (3, "1.2.3.1")):
+        source.InstanceNumber = number  # different bytes; 1 and 3 are the same instance
+        source.file_meta.MediaStorageSOPInstanceUID = uid
+        source.save_as(root / f"cases/a/xr/{number}.dcm")
+    duplicates = [m for m in messages(root) if "duplicate" in m]
+    assert duplicates == [
+        "cases/a/case.yaml:11:17: error: duplicate image in the series: cases/a/xr/3.dcm has the same SOPInstanceUID as cases/a/xr/1.dcm (remove one of them: each slice must be a distinct image)"
+    ]
+    phi = [m for m in messages(root) if "PHI gate" in m]
+    assert phi  # the gate still ran on the series in the same run

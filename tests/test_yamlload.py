@@ -75,3 +75,20 @@ def test_non_utf8_is_refused_with_a_hint(tmp_path: Path) -> None:
 def test_merge_keys_are_refused() -> None:
     with pytest.raises(YamlError):
         load_yaml_text("base: &b {a: 1}\nother:\n  <<: *b\n", "case.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("v: true", True),
+        ("v: False", False),
+        ("v: TRUE", True),
+        ("v: yes", "yes"),
+        ("v: No", "No"),
+        ("v: on", "on"),
+        ("v: OFF", "OFF"),
+        ("v: 'true'", "true"),
+    ],
+)
+def test_booleans_are_yaml_1_2(text: str, value: object) -> None:
+    assert load_yaml_text(text, "x.yaml").data == {"v": value}

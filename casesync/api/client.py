@@ -176,12 +176,12 @@ class RadiopaediaClient:
     async def create_case(self, fields: CaseFields) -> RemoteCase:
         body = wire.case_body(fields)
         reply = await self._api("POST", wire.CASES, idempotent=False, json_body=body)
-        return self._parse("POST", wire.CASES, reply, wire.parse_case)
+        return self._parse_created(wire.CASES, reply, wire.parse_case)
 
     async def create_study(self, case_id: int, fields: StudyFields) -> RemoteStudy:
         path = wire.studies_path(case_id)
         reply = await self._api("POST", path, idempotent=False, json_body=wire.study_body(fields))
-        return self._parse("POST", path, reply, wire.parse_study)
+        return self._parse_created(path, reply, wire.parse_study)
 
     async def presign(self, sha256s: Sequence[str]) -> list[UploadSlot]:
         """Upload slots for many hashes, a few hundred per call, in the order given."""
@@ -226,7 +226,7 @@ class RadiopaediaClient:
         path = wire.series_path(case_id, study_id)
         body = wire.series_body(fields, upload_ids)
         reply = await self._api("POST", path, idempotent=False, json_body=body)
-        return self._parse("POST", path, reply, wire.parse_job_id)
+        return self._parse_created(path, reply, wire.parse_job_id)
 
     async def job_status(self, case_id: int, study_id: int, job_id: str) -> JobStatus:
         path = wire.job_path(case_id, study_id, job_id)
@@ -437,7 +437,7 @@ class RadiopaediaClient:
     def _parse(self, method: str, path: str, reply: Reply, parse: Callable[[Any], _T]) -> _T:
         try:
             return parse(json.loads(reply.text))
-        except (ValueError, TypeError) as exc:  # WireError is a ValueError, so is bad JSON
+        except (ValueError, TypeError, RecursionError) as exc:  # WireError is a ValueError
             raise ApiError(
                 f"{method} {path}: HTTP {reply.status}: unexpected answer ({exc}): "
                 f"{trim(reply.text)}",
@@ -445,6 +445,21 @@ class RadiopaediaClient:
                 path=path,
                 status=reply.status,
                 body=trim(reply.text),
+            ) from None
+
+    def _parse_created(self, path: str, reply: Reply, parse: Callable[[Any], _T]) -> _T:
+        """A create's 2xx answer; one that cannot be read (a proxy's HTML page, a cut body)
+        says the server acted but not what it made: the outcome is unknown, never "not made"."""
+        try:
+            return self._parse("POST", path, reply, parse)
+        except ApiError as exc:
+            raise OutcomeUnknown(
+                f"{exc.message}; the server may have created it",
+                method="POST",
+                path=path,
+                status=reply.status,
+                body=exc.body,
+                hint="not retried, to avoid a duplicate",
             ) from None
 
 

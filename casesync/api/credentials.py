@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from casesync.api import oauth
 from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
 from casesync.api.oauth import Client, TokenGrant, exchange_code, refresh_grant
-from casesync.errors import AuthError, ConfigError
+from casesync.errors import ApiError, AuthError, ConfigError
 from casesync.settings import env_value
 from casesync.sync.lockfile import atomic_write_text
 
@@ -250,13 +251,37 @@ async def login(
     return credentials
 
 
-def logout(path: Path) -> bool:
-    """Remove the stored login; False if there was none."""
+@dataclass(frozen=True)
+class Logout:
+    """What logout did: whether there was a login, and what the server said of its token."""
+
+    had_login: bool
+    revoked: bool = False
+    why_not_revoked: str = ""
+
+
+async def logout(path: Path) -> Logout:
+    """Revoke the stored pair on its server where that is supported, then remove the file.
+
+    The file goes even when revocation fails: logging out must never be blocked by a server
+    that is down; the caller says the token stays valid until it expires.
+    """
     try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
+        credentials = read_credentials(path)
+    except AuthError as exc:  # unreadable or too open: nothing to revoke with, remove it anyway
+        path.unlink(missing_ok=True)
+        return Logout(had_login=True, why_not_revoked=exc.message)
+    if credentials is None:
+        return Logout(had_login=False)
+    try:
+        revoked = await oauth.revoke(
+            credentials.api_url, credentials.client, credentials.refresh_token
+        )
+        why = "" if revoked else f"{credentials.api_url} does not support token revocation"
+    except ApiError as exc:
+        revoked, why = False, str(exc)
+    path.unlink(missing_ok=True)
+    return Logout(had_login=True, revoked=revoked, why_not_revoked=why)
 
 
 async def current_user(api_url: str, tokens: TokenProvider) -> User:

@@ -23,6 +23,7 @@ log = logging.getLogger("casesync.api")
 
 AUTHORIZE = "/oauth/authorize"
 TOKEN = "/oauth/token"
+REVOKE = "/oauth/revoke"
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 CONNECT_ATTEMPTS = 3
 
@@ -87,9 +88,39 @@ async def _token_call(api_url: str, client: Client, form: dict[str, str]) -> Tok
     return _grant(status, _scrubbed(text, data))
 
 
+async def revoke(api_url: str, client: Client, token: str) -> bool:
+    """RFC 7009 revocation (Doorkeeper's route): kills the pair the token belongs to.
+
+    True when the server revoked it; False when the server has no such route (404/405), which
+    protocol.md says to treat as "revocation not supported". Any other answer is an error.
+    """
+    data = {"token": token, "client_id": client.client_id, "client_secret": client.client_secret}
+    timeout = aiohttp.ClientTimeout(total=30, connect=10)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(
+                api_url + REVOKE, data=data, headers={"Accept": "application/json"}
+            ) as response,
+        ):
+            status, text = response.status, await response.text(errors="replace")
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ApiError(f"POST {REVOKE}: {type(exc).__name__}", method="POST", path=REVOKE) from None
+    log.debug("POST %s -> %d", REVOKE, status)
+    if status in (404, 405):
+        return False
+    if status != 200:
+        raise ApiError(
+            f"POST {REVOKE}: HTTP {status}: {trim(_scrubbed(text, data))}",
+            method="POST",
+            path=REVOKE,
+        )
+    return True
+
+
 def _scrubbed(text: str, sent: dict[str, str]) -> str:
     """The body without any secret we sent (a server may echo them)."""
-    for key in ("client_secret", "refresh_token", "code"):
+    for key in ("client_secret", "refresh_token", "code", "token"):
         if sent.get(key):
             text = text.replace(sent[key], "[redacted]")
     return text

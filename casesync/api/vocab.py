@@ -90,7 +90,7 @@ def lookup_id(table: dict[int, str], value: str | int) -> int | None:
     if isinstance(value, int):
         return value if value in table else None
     wanted = value.strip().casefold()
-    if wanted.isdigit():
+    if wanted.isascii() and wanted.isdigit():
         return lookup_id(table, int(wanted))
     for ident, name in table.items():
         if name.casefold() == wanted:

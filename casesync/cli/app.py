@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from casesync import __version__
+from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
 from casesync.errors import ConfigError, ExitCode
 from casesync.settings import debug_from_env, env_int, find_project_root
 
@@ -129,7 +130,10 @@ def init(ctx: typer.Context) -> None:
         typer.echo(f"wrote {name}")
     if not written:
         typer.echo("nothing to do: the project is already set up")
-    typer.echo("next: edit cases/, then run 'casesync validate' and 'casesync plan'")
+    typer.echo(
+        "next: commit .casesync-schemas/ (editor help), make the sample in cases/ your own "
+        "(remove 'sample: true'), then run 'casesync validate' and 'casesync plan'"
+    )
 
 
 @app.command()
@@ -166,6 +170,14 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0 with no changes, 2 with changes."),
     ] = False,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars",
+            min=1000,
+            help="Markdown only: collapse the cases that do not fit into one summary table.",
+        ),
+    ] = MARKDOWN_BUDGET,
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
 ) -> None:
@@ -187,11 +199,45 @@ def plan(
         raise
     if fmt == "text":
         _print_problems(prepared.validation.warnings, "text")
-    typer.echo(render_plan(prepared.plan, fmt), nl=False)
+    typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
     if out is not None:
         atomic_write_text(out, render_json(prepared.plan))
     if detailed_exitcode and prepared.plan.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    keys: Annotated[list[str] | None, typer.Argument(help="Case keys (default: all).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default .casesync/preview).")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the index page in a web browser.")
+    ] = False,
+) -> None:
+    """Write the cases as a local HTML site: stacks to scroll, a review page per series."""
+    import webbrowser
+
+    from casesync.cli.progress import hashing_progress
+    from casesync.preview.build import build_preview  # numpy and Pillow: only for this command
+    from casesync.sync.workflow import InvalidProject
+
+    try:
+        with hashing_progress() as progress:
+            result = build_preview(_project_root(ctx), tuple(keys or ()), out, progress)
+    except InvalidProject as exc:
+        _print_problems(exc.result.problems, "text")
+        raise
+    _print_problems(result.validation.warnings, "text")
+    typer.echo(
+        f"Preview of {result.cases} case{'s' * (result.cases != 1)} ({result.slices} slices): "
+        f"{result.pages_written} pages and {result.images_written} images written, "
+        f"{result.images_reused} images reused.\nOpen {result.index.as_uri()}"
+    )
+    if open_browser:
+        webbrowser.open(result.index.as_uri())
 
 
 @app.command()
@@ -291,6 +337,14 @@ def apply(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for every series to finish processing.")
     ] = False,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="CASESYNC_WAIT_TIMEOUT",
+            help="Seconds --wait waits at most; jobs still processing are recorded as such.",
+        ),
+    ] = 1800,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
@@ -317,6 +371,7 @@ def apply(
             upload_concurrency=upload_concurrency,
             api_concurrency=api_concurrency,
             wait=wait,
+            wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
         ),
@@ -333,10 +388,12 @@ def resolve(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The case key apply reported.")],
     case_id: Annotated[
-        int | None, typer.Option("--case-id", help="The case exists: its id on the site.")
+        int | None,
+        typer.Option("--case-id", min=1, help="The case exists: its id on the site."),
     ] = None,
     study_id: Annotated[
-        int | None, typer.Option("--study-id", help="The study exists: its id on the site.")
+        int | None,
+        typer.Option("--study-id", min=1, help="The study exists: its id on the site."),
     ] = None,
     series_job: Annotated[
         str | None, typer.Option("--series-job", help="The series exists: its job id.")
@@ -512,11 +569,25 @@ def login(
 
 @app.command()
 def logout() -> None:
-    """Forget the stored login (removes the credentials file)."""
+    """Revoke the stored token on its server (where supported) and remove the credentials file."""
+    import asyncio
+
     from casesync.api import credentials as auth
 
     path = auth.credentials_path()
-    typer.echo(f"removed {path}" if auth.logout(path) else f"not logged in: no {path}")
+    done = asyncio.run(auth.logout(path))
+    if not done.had_login:
+        typer.echo(f"not logged in: no {path}")
+        return
+    if done.revoked:
+        typer.echo("revoked the token on the server")
+    else:
+        typer.echo(
+            f"could not revoke the token ({done.why_not_revoked}); it stays valid until it "
+            "expires (at most 24 hours)",
+            err=True,
+        )
+    typer.echo(f"removed {path}")
 
 
 @app.command()

@@ -27,7 +27,7 @@ from casesync.sync.lockfile import load_lock
 from casesync.sync.workflow import prepare_plan
 
 # What a teaching repository holds; the package's tools/ and ci/ are not part of it.
-EXAMPLE_ITEMS = ("casesync.yaml", "README.md", ".gitignore", "cases")
+EXAMPLE_ITEMS = ("casesync.yaml", "README.md", ".gitignore", ".casesync-schemas", "cases")
 TOKEN_ENV = "CASESYNC_ACCESS_TOKEN"
 
 Say = Callable[[str], None]

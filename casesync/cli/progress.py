@@ -27,7 +27,7 @@ SUMMARY_EVERY_SECONDS = 10.0
 @dataclass
 class CaseOutcome:
     key: str
-    status: str  # done | unchanged | failed | skipped | unknown | interrupted
+    status: str  # done | unchanged | failed | skipped | unknown | processing | interrupted
     message: str = ""
     case_id: int | None = None
 

@@ -171,32 +171,84 @@ def _md(text: str) -> str:
     return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(plan: Plan) -> str:
-    lines = [MARKDOWN_MARKER, f"**{_md(summary_line(plan))}**", ""]
-    for case in plan.cases:
-        if not case.actions and not case.warnings:
-            continue
-        state = "new case" if case.case_id is None else f"case {case.case_id}"
-        lines += [
-            "<details>",
-            f"<summary><code>{_md(case.key)}</code> {_md(case.title)} ({state}: "
-            f"{len(case.actions)} to do, {_plural(len(case.warnings), 'warning')})</summary>",
-            "",
-            "| | Action |",
-            "|---|---|",
-        ]
-        lines += [f"| + | {_md(describe_action(a))} |" for a in case.actions]
-        lines += [f"| ⚠️ | {_md(w.message)} |" for w in case.warnings]
-        lines += ["", "</details>", ""]
-    lines += [f"- ⚠️ {_md(w.message)}" for w in plan.warnings]
-    return "\n".join(lines).rstrip() + "\n"
+MARKDOWN_BUDGET = 60_000  # a GitHub comment holds 65,536 characters; leave room for the rest
+_COLLAPSED_NOTE = (
+    "The plan is too long for one comment: the cases below are summarised. "
+    "The full plan is in the job log (and in the JSON plan)."
+)
 
 
-def render_plan(plan: Plan, fmt: str) -> str:
+def render_markdown(plan: Plan, max_chars: int = MARKDOWN_BUDGET) -> str:
+    """The plan for a pull-request comment, at most ``max_chars`` characters long.
+
+    Cases are shown in full while they fit; the rest collapse into one summary table (key,
+    title, counts), itself cut short with a count of what is left out if even that is too long.
+    """
+    head = [MARKDOWN_MARKER, f"**{_md(summary_line(plan))}**", ""]
+    tail = [f"- ⚠️ {_md(w.message)}" for w in plan.warnings]
+    shown = [case for case in plan.cases if case.actions or case.warnings]
+    # room kept for the summary table's header and note, so collapsing always fits
+    reserve = len(_COLLAPSED_NOTE) + 200
+    budget = max_chars - _length(head) - _length(tail) - reserve
+    body: list[str] = []
+    for index, case in enumerate(shown):
+        section = _case_section(case)
+        if _length(body) + _length(section) > budget:
+            body += _collapsed_table(shown[index:], budget + reserve - _length(body))
+            break
+        body += section
+    return "\n".join(head + body + tail).rstrip() + "\n"
+
+
+def _length(lines: list[str]) -> int:
+    return sum(len(line) + 1 for line in lines)
+
+
+def _case_section(case: CasePlan) -> list[str]:
+    state = "new case" if case.case_id is None else f"case {case.case_id}"
+    return [
+        "<details>",
+        f"<summary><code>{_md(case.key)}</code> {_md(case.title)} ({state}: "
+        f"{len(case.actions)} to do, {_plural(len(case.warnings), 'warning')})</summary>",
+        "",
+        "| | Action |",
+        "|---|---|",
+        *(f"| + | {_md(describe_action(a))} |" for a in case.actions),
+        *(f"| ⚠️ | {_md(w.message)} |" for w in case.warnings),
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def _collapsed_table(cases: list[CasePlan], room: int) -> list[str]:
+    lines = [
+        f"**{_plural(len(cases), 'more case')}.** {_COLLAPSED_NOTE}",
+        "",
+        "| Case | Title | Studies | Series | Files | Warnings |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, case in enumerate(cases):
+        row = (
+            f"| `{_md(case.key)}` | {_md(case.title)} | "
+            f"{sum(isinstance(a, CreateStudy) for a in case.actions)} | "
+            f"{sum(isinstance(a, CreateSeries) for a in case.actions)} | "
+            f"{sum(a.upload_files for a in case.actions if isinstance(a, CreateSeries))} | "
+            f"{len(case.warnings)} |"
+        )
+        left = len(cases) - index
+        if _length(lines) + len(row) + 1 + 80 > room:
+            lines.append(f"| … | and {_plural(left, 'more case')} | | | | |")
+            break
+        lines.append(row)
+    return [*lines, ""]
+
+
+def render_plan(plan: Plan, fmt: str, max_chars: int = MARKDOWN_BUDGET) -> str:
     if fmt == "json":
         return render_json(plan)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, max_chars)
     return render_text(plan)
 
 

@@ -1,8 +1,10 @@
 """``casesync init``: a new project (or casesync added to an existing repo), and editor schemas.
 
 Never overwrites a file the user already has. Every YAML file it writes starts with a
-``yaml-language-server`` line pointing at the schema copies in ``.casesync/schemas/`` so
-editors offer completion and help; ``refresh_editor_schemas`` keeps those copies current.
+``yaml-language-server`` line pointing at the schema copies in ``.casesync-schemas/``, a folder
+meant to be committed, so editors offer completion and help in every clone;
+``refresh_editor_schemas`` keeps those copies current. The sample case is marked
+``sample: true``: validate warns and apply refuses it, since the API cannot delete a case.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from casesync.project.schema import schema_text
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
 GITIGNORE_ENTRY = f"{STATE_DIR}/"
+EDITOR_SCHEMAS_DIR = ".casesync-schemas"  # committed: the $schema lines must resolve in a clone
+LEGACY_SCHEMAS_DIR = f"{STATE_DIR}/schemas"  # git-ignored; headers written before 0.2 use it
 
 PROJECT_TEMPLATE = """\
 version: 1
@@ -26,13 +30,16 @@ defaults:
 """
 
 CASE_TEMPLATE = """\
+sample: true                   # casesync init's sample: apply refuses it; remove this line
+                               # once the case is your own (or delete this folder)
 # key: example-case            # stable identity; default: this folder's path
 title: Example case (edit me)
 system: Musculoskeletal
 diagnostic_certainty: Probable
 presentation: Describe the clinical presentation.
 age: 40 years
-body: <p>Discussion of the case.</p>
+body: <p>Discussion of the case.</p>   # HTML; or Markdown with the line below
+# text_format: markdown        # presentation, body and findings in Markdown (or body_file: x.md)
 studies:
   - modality: X-ray
     caption: Frontal radiograph
@@ -45,20 +52,24 @@ studies:
 
 def schema_header(yaml_file: Path, root: Path, name: str) -> str:
     """The editor hint line for ``yaml_file``, relative so it works in every clone."""
-    target = root / STATE_DIR / "schemas" / f"{name}.schema.json"
+    target = root / EDITOR_SCHEMAS_DIR / f"{name}.schema.json"
     relative = os.path.relpath(target, yaml_file.parent)
     return f"# yaml-language-server: $schema={Path(relative).as_posix()}\n"
 
 
-def refresh_editor_schemas(root: Path) -> None:
-    """Write the shipped schemas to ``.casesync/schemas/`` when missing or outdated."""
-    folder = root / STATE_DIR / "schemas"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("case", "project", "lock"):
-        target = folder / f"{name}.schema.json"
-        text = schema_text(name)
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
+def refresh_editor_schemas(root: Path, *, create: bool = False) -> None:
+    """Bring the schema copies up to date with this casesync (after an upgrade). Only the
+    folders that exist are refreshed (validate must not add files to a repository), unless
+    ``create`` (init)."""
+    for folder in (root / EDITOR_SCHEMAS_DIR, root / LEGACY_SCHEMAS_DIR):
+        if not folder.is_dir() and not (create and folder.name == EDITOR_SCHEMAS_DIR):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("case", "project", "lock"):
+            target = folder / f"{name}.schema.json"
+            text = schema_text(name)
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
 
 
 def init_project(root: Path) -> list[str]:
@@ -78,7 +89,9 @@ def init_project(root: Path) -> list[str]:
         written += ["cases/example-case/case.yaml", "cases/example-case/images/frontal.png"]
     if _add_gitignore_entry(root / ".gitignore"):
         written.append(".gitignore")
-    refresh_editor_schemas(root)
+    if not (root / EDITOR_SCHEMAS_DIR).exists():
+        written.append(f"{EDITOR_SCHEMAS_DIR}/")
+    refresh_editor_schemas(root, create=True)
     return written
 
 

@@ -1,4 +1,4 @@
-"""An emulator of the Radiopaedia API, built from protocol.md (not from casesync's client).
+"""An emulator of the Radiopaedia API, built from docs/protocol.md (not from casesync's client).
 
 Tests run it in-process; users run it with ``casesync emulator`` to try casesync offline.
 """

@@ -88,6 +88,18 @@ async def set_case_status(request: web.Request) -> web.Response:
     return web.json_response(case.public())
 
 
+async def retitle_case(request: web.Request) -> web.Response:
+    """``{"title": "..."}``: an editor changed the title on the site (the API cannot)."""
+    state = request.app[STATE]
+    case = _case(state, request)
+    title = (await _body(request)).get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise web.HTTPBadRequest(text="title must be a non-empty string")
+    case.title, case.updated_at = title, state.now()
+    state.dirty = True
+    return web.json_response(case.public())
+
+
 async def delete_case(request: web.Request) -> web.Response:
     """The author deleted the case on the site: it leaves the listing and every endpoint."""
     state = request.app[STATE]
@@ -132,6 +144,7 @@ async def fail_job(request: web.Request) -> web.Response:
 ROUTES = [
     web.get("/_emulator/state", get_state),
     web.post("/_emulator/cases/{case_id}/status", set_case_status),
+    web.post("/_emulator/cases/{case_id}/title", retitle_case),
     web.delete("/_emulator/cases/{case_id}", delete_case),
     web.post("/_emulator/clock", advance_clock),
     web.post("/_emulator/tokens", issue_tokens),

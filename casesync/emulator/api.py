@@ -13,10 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from casesync.api.vocab import MODALITIES
+from casesync.emulator import s3
 from casesync.emulator.anonymiser_check import first_violation
 from casesync.emulator.oauth import require_user
 from casesync.emulator.state import STATE, Case, Series, State, Study, User, iso
+from casesync.emulator.vocabulary import MODALITIES
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
@@ -176,6 +177,30 @@ async def mark_upload_finished(request: web.Request) -> web.Response:
     case.updated_at = state.now()
     state.dirty = True
     return web.json_response(case.public())
+
+
+async def originals(request: web.Request) -> web.Response:
+    """Row 11, INFERRED: known only from the UI code of Radiopaedia's self-hosted uploader.
+
+    The original files of every series of the case, per study, in stack order, as presigned
+    GET URLs. Failed series are left out; a series still processing is listed (its files were
+    uploaded before it was created).
+    """
+    state = request.app[STATE]
+    user = require_user(request)
+    case = _case_or_404(state, user, request)
+    by_study: dict[str, list[dict[str, Any]]] = {}
+    for study_id in case.study_ids:
+        study = state.studies[study_id]
+        by_study[str(study.id)] = [
+            {
+                "series_id": series.series_id,
+                "files": [s3.presigned_get_url(request, sha) for sha in series.sha256s],
+            }
+            for series in (state.series[job] for job in study.job_ids)
+            if not series.failed
+        ]
+    return web.json_response({"original_file_urls_by_study": by_study})
 
 
 def _preparation_target(request: web.Request) -> tuple[State, User, Case, Study | None]:

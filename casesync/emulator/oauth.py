@@ -84,6 +84,26 @@ async def token(request: web.Request) -> web.Response:
     )
 
 
+async def revoke(request: web.Request) -> web.Response:
+    """POST /oauth/revoke (row 12, RFC 7009): the pair of an access or refresh token dies.
+
+    An unknown token answers 200 too, as the RFC asks (the caller cannot learn which exist).
+    """
+    state = request.app[STATE]
+    form = await request.post()
+    fields = {key: str(value) for key, value in form.items()}
+    if fields.get("client_id") != DEMO_CLIENT_ID or (
+        fields.get("client_secret") != DEMO_CLIENT_SECRET
+    ):
+        return _oauth_error(401, "invalid_client", "Client authentication failed.")
+    presented = fields.get("token", "")
+    access = presented if presented in state.tokens else state.refresh_index.get(presented)
+    token = state.tokens.get(access) if access is not None else None
+    if token is not None:
+        state.revoke(token)
+    return web.json_response({})
+
+
 def _exchange_code(state: State, fields: dict[str, str]) -> web.Response:
     grant = state.grants.pop(fields.get("code", ""), None)
     state.dirty = True

@@ -21,9 +21,18 @@ CHUNK = 1 << 16
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def _signature(state: State, key: str, expires: int) -> str:
-    message = f"PUT\n/s3/{key}\n{expires}".encode()
+def _signature(state: State, key: str, expires: int, method: str = "PUT") -> str:
+    message = f"{method}\n/s3/{key}\n{expires}".encode()
     return hmac.new(state.signing_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def presigned_get_url(request: web.Request, sha256: str) -> str:
+    """A GET URL for a stored original (row 11), valid for the URL lifetime from now."""
+    state = request.app[STATE]
+    key = f"originals/{sha256}"
+    expires = int(state.now() + state.config.url_ttl)
+    signature = _signature(state, key, expires, "GET")
+    return f"{request.url.origin()}/s3/{key}?expires={expires}&signature={signature}"
 
 
 def presigned_url(request: web.Request, upload: Upload) -> str:
@@ -79,8 +88,8 @@ def _s3_error(status: int, code: str, message: str) -> web.Response:
     return web.Response(status=status, text=body, content_type="application/xml")
 
 
-async def put_object(request: web.Request) -> web.Response:
-    """PUT /s3/{key}: check the signature, stream and hash the body, store it if it matches."""
+def _signature_problem(request: web.Request, method: str) -> web.Response | None:
+    """What S3 answers to a request whose query-string signature it does not accept."""
     state = request.app[STATE]
     if "Authorization" in request.headers:
         return _s3_error(
@@ -93,12 +102,33 @@ async def put_object(request: web.Request) -> web.Response:
     expires_text = request.query.get("expires", "")
     signature = request.query.get("signature", "")
     if not expires_text.isdigit() or not hmac.compare_digest(
-        signature, _signature(state, key, int(expires_text))
+        signature, _signature(state, key, int(expires_text), method)
     ):
         return _s3_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
     if int(expires_text) < state.now():
         return _s3_error(403, "AccessDenied", "Request has expired")
-    _, upload_id, sha = key.split("/")
+    return None
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    """GET /s3/originals/{sha256}: an original file, for a signed URL from row 11."""
+    problem = _signature_problem(request, "GET")
+    if problem is not None:
+        return problem
+    kind, _, sha = request.match_info["key"].partition("/")
+    data = await request.app[STATE].blobs.get(sha) if kind == "originals" else None
+    if data is None:
+        return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    return web.Response(body=data, content_type="application/octet-stream")
+
+
+async def put_object(request: web.Request) -> web.Response:
+    """PUT /s3/{key}: check the signature, stream and hash the body, store it if it matches."""
+    state = request.app[STATE]
+    problem = _signature_problem(request, "PUT")
+    if problem is not None:
+        return problem
+    _, upload_id, sha = request.match_info["key"].split("/")
     upload = state.uploads[int(upload_id)]  # the signature proves we issued this key
     digest = hashlib.sha256()
     body = bytearray()

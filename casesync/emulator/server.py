@@ -44,6 +44,7 @@ def build_app(state: State) -> web.Application:
         [
             web.get("/oauth/authorize", oauth.authorize),
             web.post("/oauth/token", oauth.token),
+            web.post("/oauth/revoke", oauth.revoke),
             web.get("/api/v1/users/current", api.current_user),
             web.get("/api/v1/cases", api.list_cases),
             web.post("/api/v1/cases", api.create_case),
@@ -52,6 +53,8 @@ def build_app(state: State) -> web.Application:
             web.put("/api/v1/cases/{case_id}/mark_upload_finished", api.mark_upload_finished),
             web.post("/direct_s3_uploads", s3.direct_s3_uploads),
             web.put("/s3/{key:.+}", s3.put_object),
+            web.get("/s3/{key:.+}", s3.get_object),
+            web.get("/api/v1/cases/{case_id}/originals", api.originals),
             web.post("/image_preparation/{case_id}/studies/{study_id}/series", api.create_series),
             web.get(
                 "/image_preparation/{case_id}/studies/{study_id}/upload/{job_id}", api.poll_job
@@ -66,8 +69,11 @@ def build_app(state: State) -> web.Application:
 class Emulator:
     """One emulated Radiopaedia, started and stopped in the caller's event loop."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(
+        self, config: EmulatorConfig, *, pause: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self.config = config
+        self._pause = pause  # how the background saver waits; tests pass a clock they drive
         path = config.state_file
         blobs = BlobStore(path.with_name(path.name + ".blobs") if path is not None else None)
         self.state = State(config, blobs)
@@ -109,7 +115,7 @@ class Emulator:
 
     async def _save_periodically(self) -> None:
         while True:
-            await asyncio.sleep(SAVE_INTERVAL)
+            await self._pause(SAVE_INTERVAL)
             if self.state.dirty and self.config.state_file is not None:
                 self.state.dirty = False
                 text = json.dumps(self.state.dump(), indent=1)

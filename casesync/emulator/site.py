@@ -11,8 +11,8 @@ from html import escape
 
 from aiohttp import web
 
-from casesync.api.vocab import SYSTEMS
 from casesync.emulator.state import STATE
+from casesync.emulator.vocabulary import SYSTEMS
 
 
 async def case_page(request: web.Request) -> web.Response:

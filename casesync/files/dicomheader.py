@@ -1,11 +1,12 @@
-"""The two DICOM values slice ordering needs, read straight from a file's first bytes.
+"""The DICOM values slice ordering and duplicate checks need, read from a file's first bytes.
 
 Ordering a series needs InstanceNumber and the position along the slice normal for every
 slice. pydicom parses a header in about a millisecond while holding the GIL, which made it
-most of the cost of hashing a cold repository. This reader walks the elements of the common
-little-endian encodings up to group 0020 and gives up (returns None, so the caller falls back
-to pydicom) on anything else: big endian, deflate, undefined lengths, or a header longer than
-the bytes it was given.
+most of the cost of hashing a cold repository. The SOPInstanceUID (meta header first, else
+the dataset) lets validation refuse two files of one instance in a series. This reader walks
+the elements of the common little-endian encodings up to group 0020 and gives up (returns
+None, so the caller falls back to pydicom) on anything else: big endian, deflate, undefined
+lengths, or a header longer than the bytes it was given.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ LONG_VRS = frozenset(
 INSTANCE_NUMBER = 0x00200013
 IMAGE_POSITION = 0x00200032
 IMAGE_ORIENTATION = 0x00200037
+MEDIA_SOP_INSTANCE_UID = 0x00020003
+SOP_INSTANCE_UID = 0x00080018
 UNDEFINED = 0xFFFFFFFF
 
-SliceKeys = tuple[int | None, float | None]
+SliceKeys = tuple[int | None, float | None, str | None]  # instance, position, SOP UID
 
 
 def read_slice_keys(head: bytes, whole_file: bool) -> SliceKeys | None:
-    """(InstanceNumber, position along the normal) from the file's first bytes, or None when
+    """(InstanceNumber, position along the normal, SOPInstanceUID) from the file's first
+    bytes, or None when
     this reader cannot tell (the caller then asks pydicom). ``whole_file``: ``head`` is all of
     it, so running out of bytes means the wanted elements are absent."""
     if head[128:132] != b"DICM":
@@ -50,7 +54,8 @@ def read_slice_keys(head: bytes, whole_file: bool) -> SliceKeys | None:
         _numbers(dataset.get(IMAGE_ORIENTATION)),
     )
     along = position_along_normal(position, orientation) if position and orientation else None
-    return _instance(dataset.get(INSTANCE_NUMBER)), along
+    sop_uid = _uid(values.get(MEDIA_SOP_INSTANCE_UID)) or _uid(dataset.get(SOP_INSTANCE_UID))
+    return _instance(dataset.get(INSTANCE_NUMBER)), along, sop_uid
 
 
 def _walk(
@@ -95,6 +100,11 @@ def _numbers(raw: bytes | None) -> list[float] | None:
         return [float(part) for part in raw.decode("ascii").strip(" \0").split("\\")]
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def _uid(raw: bytes | None) -> str | None:
+    text = raw.rstrip(b"\0 ").decode("ascii", "replace") if raw else ""
+    return text or None
 
 
 def _instance(raw: bytes | None) -> int | None:

@@ -19,11 +19,12 @@ from typing import Any, NamedTuple
 
 from casesync.errors import ConfigError
 from casesync.files.cachedb import open_cache
-from casesync.files.dicomheader import position_along_normal, read_slice_keys
+from casesync.files.dicomheader import SliceKeys, position_along_normal, read_slice_keys
 from casesync.files.formats import DICOM, sniff_format
 
 CHUNK_BYTES = 1024 * 1024
-CACHE_SCHEMA = 2
+CACHE_SCHEMA = 3
+FACTS_TABLE = "file_facts_v3"  # older tables lack the SOP UID (1) or the ctime (2): dropped
 
 
 class FileFacts(NamedTuple):
@@ -35,6 +36,7 @@ class FileFacts(NamedTuple):
     format: str | None  # MIME type sniffed from the bytes; None when unknown
     instance_number: int | None = None  # DICOM only
     slice_position: float | None = None  # DICOM only: position along the slice normal
+    sop_uid: str | None = None  # DICOM only: SOPInstanceUID (meta header, else dataset)
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,13 @@ class FactsCache:
         self.connection = open_cache(
             path,
             [
-                ("DROP TABLE IF EXISTS files", ()),  # schema 1: no ctime
+                ("DROP TABLE IF EXISTS files", ()),
+                ("DROP TABLE IF EXISTS file_facts", ()),
                 (
-                    "CREATE TABLE IF NOT EXISTS facts ("
+                    f"CREATE TABLE IF NOT EXISTS {FACTS_TABLE} ("
                     " path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, mtime_ns INTEGER,"
                     " ctime_ns INTEGER, sha256 TEXT, format TEXT, instance_number INTEGER,"
-                    " slice_position REAL, schema INTEGER)",
+                    " slice_position REAL, sop_uid TEXT, schema INTEGER)",
                     (),
                 ),
             ],
@@ -65,10 +68,11 @@ class FactsCache:
 
     def lookup_all(self) -> dict[str, tuple[Any, ...]]:
         """path -> (mtime_ns, ctime_ns, ino, sha256, size, format, instance_number,
-        slice_position): the stat fields to compare, then the facts in ``FileFacts`` order."""
+        slice_position, sop_uid): the stat fields to compare, then the facts in ``FileFacts``
+        order."""
         rows = self.connection.execute(
             "SELECT path, mtime_ns, ctime_ns, ino, sha256, size, format, instance_number,"
-            " slice_position FROM facts WHERE schema = ?",
+            f" slice_position, sop_uid FROM {FACTS_TABLE} WHERE schema = ?",
             (CACHE_SCHEMA,),
         )
         return {row[0]: row[1:] for row in rows}
@@ -76,7 +80,7 @@ class FactsCache:
     def store(self, entries: Sequence[tuple[str, _Stat, FileFacts]]) -> None:
         with self.connection:
             self.connection.executemany(
-                "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {FACTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         path,
@@ -88,6 +92,7 @@ class FactsCache:
                         facts.format,
                         facts.instance_number,
                         facts.slice_position,
+                        facts.sop_uid,
                         CACHE_SCHEMA,
                     )
                     for path, stat, facts in entries
@@ -174,27 +179,37 @@ def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> 
         progress(size)
     if keys is None and fmt == DICOM:
         keys = dicom_slice_keys(path)  # an encoding the quick reader leaves to pydicom
-    instance, position = keys or (None, None)
-    return FileFacts(digest.hexdigest(), size, fmt, instance, position)
+    instance, position, sop_uid = keys or (None, None, None)
+    return FileFacts(digest.hexdigest(), size, fmt, instance, position, sop_uid)
 
 
-def dicom_slice_keys(path: Path) -> tuple[int | None, float | None]:
-    """InstanceNumber and the position along the slice normal, from the header only."""
+def dicom_slice_keys(path: Path) -> SliceKeys:
+    """InstanceNumber, the position along the slice normal and the SOPInstanceUID, from the
+    header only."""
     import pydicom  # imported lazily: plain-image repos never pay for it
 
     try:
         header = pydicom.dcmread(
             path,
             stop_before_pixels=True,
-            specific_tags=["InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient"],
+            specific_tags=[
+                "InstanceNumber",
+                "ImagePositionPatient",
+                "ImageOrientationPatient",
+                "SOPInstanceUID",
+            ],
         )
     except Exception:  # unreadable headers are reported by validation and the PHI gate
-        return None, None
+        return None, None, None
     instance = _int_or_none(header.get("InstanceNumber"))
     position = _position_along_normal(
         header.get("ImagePositionPatient"), header.get("ImageOrientationPatient")
     )
-    return instance, position
+    meta = getattr(header, "file_meta", None)
+    sop_uid = (meta.get("MediaStorageSOPInstanceUID") if meta else None) or header.get(
+        "SOPInstanceUID"
+    )
+    return instance, position, str(sop_uid) if sop_uid else None
 
 
 def _int_or_none(value: object) -> int | None:

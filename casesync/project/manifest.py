@@ -92,6 +92,7 @@ class CaseSpec:
     fields: CaseFields
     studies: tuple[StudySpec, ...]
     location: Location
+    sample: bool = False  # casesync init's sample, marked 'sample: true': apply refuses it
 
     def sent_fields(self) -> dict[str, object]:
         f = self.fields

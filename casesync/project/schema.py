@@ -33,10 +33,24 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_text(name)))
 
 
+# Marks a schema whose choices the validator checks itself, with a "did you mean" hint; the
+# enumeration is there for editors (completion), so its bare "not valid" error is not repeated.
+VOCABULARY_KEYWORD = "x-casesync-vocabulary"
+YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
+
 def schema_problems(name: str, loaded: LoadedYaml) -> list[Problem]:
     """Every schema violation of the document, each at its line and column."""
     errors = sorted(_validator(name).iter_errors(loaded.data), key=lambda e: list(e.path))
-    return [_problem(loaded, error) for error in _leaf_errors(errors)]
+    return [_problem(loaded, error) for error in _leaf_errors(errors) if not _vocabulary(error)]
+
+
+def _vocabulary(error: ValidationError) -> bool:
+    return (
+        error.validator == "anyOf"
+        and isinstance(error.schema, dict)
+        and VOCABULARY_KEYWORD in error.schema
+    )
 
 
 def _leaf_errors(errors: list[ValidationError]) -> list[ValidationError]:
@@ -67,8 +81,20 @@ def _problem(loaded: LoadedYaml, error: ValidationError) -> Problem:
                 f"unknown field {extra[0]!r}" + (f" in {field}" if path else ""),
                 f"allowed fields: {allowed}",
             )
+    both = _exclusive_pair(error)
+    if both:
+        line, col = loaded.where_key((*path, both[1]))
+        return Problem(loaded.file, line, col, f"give either {both[0]} or {both[1]}, not both")
     line, col = loaded.where(path)
     return Problem(loaded.file, line, col, f"{field}: {_describe(error)}", _hint(error))
+
+
+def _exclusive_pair(error: ValidationError) -> list[str]:
+    """``not: {required: [a, b]}``: a field given both inline and as a file."""
+    if error.validator != "not" or not isinstance(error.validator_value, dict):
+        return []
+    both = error.validator_value.get("required", [])
+    return [str(name) for name in both] if len(both) == 2 else []
 
 
 def _unexpected_keys(error: ValidationError) -> list[str]:
@@ -80,6 +106,8 @@ def _unexpected_keys(error: ValidationError) -> list[str]:
 def _describe(error: ValidationError) -> str:
     if error.validator == "required":
         return str(error.message).replace("is a required property", "is required")
+    if _yaml11_boolean(error):
+        return f"{error.instance!r} is not a boolean in YAML 1.2"
     if error.validator == "type":
         expected = error.validator_value
         kinds = " or ".join(expected) if isinstance(expected, list) else expected
@@ -88,11 +116,36 @@ def _describe(error: ValidationError) -> str:
         return f"is {len(error.instance)} characters, over the limit of {error.validator_value}"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    choices = _const_choices(error)
+    if choices:
+        return f"{error.instance!r} is not one of {', '.join(choices)}"
     return str(error.message)
+
+
+def _const_choices(error: ValidationError) -> list[str]:
+    """The choices of an anyOf made only of constants (an enumeration with descriptions)."""
+    alternatives = error.validator_value if error.validator == "anyOf" else None
+    if not isinstance(alternatives, list) or not all(
+        isinstance(alt, dict) and "const" in alt for alt in alternatives
+    ):
+        return []
+    return [str(alt["const"]) for alt in alternatives]
 
 
 def _hint(error: ValidationError) -> str | None:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "required":
         return "add the field"
+    if _yaml11_boolean(error):
+        return "write true or false"
     return str(description) if description else None
+
+
+def _yaml11_boolean(error: ValidationError) -> bool:
+    """``yes``/``no``/``on``/``off`` where a boolean is due: YAML 1.1 booleans, strings in 1.2."""
+    return (
+        error.validator == "type"
+        and error.validator_value == "boolean"
+        and isinstance(error.instance, str)
+        and error.instance.lower() in YAML11_BOOLEANS
+    )

@@ -1,4 +1,5 @@
-"""From a series' ``images`` entry to a safe, ordered list of files and a root slice index.
+"""From a series' ``images`` entry to a safe, ordered list of files, a root slice index, and
+the typed series (``build_series``: every problem of a series reported in one run).
 
 Paths are resolved relative to the case folder; after following symlinks they must stay inside
 the project root and be readable regular files. Folders and globs are put in slice order
@@ -14,8 +15,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts
+from casesync.project.manifest import ImageFile, Location, SeriesSpec
+from casesync.project.yamlload import LoadedYaml, Problem
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 DIGITS = re.compile(r"(\d+)")
@@ -71,7 +76,7 @@ def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selecti
     return Selection(relpaths, explicit_order=isinstance(images, list), errors=errors)
 
 
-ESCAPE_HINT = "keep images inside the repository (no '..' or symlinks pointing out)"
+ESCAPE_HINT = "keep files inside the repository (no '..' or symlinks pointing out)"
 
 
 def _folder_relpaths(
@@ -118,11 +123,23 @@ def _check_each(
         if not resolved.startswith(root_prefix):
             errors.append((f"{label} resolves outside the project root", ESCAPE_HINT))
         elif not os.path.isfile(resolved):
-            errors.append((f"{label} is not a regular file", "point at image files"))
+            errors.append((f"{label} is not a regular file", "point at a file, not a folder"))
         elif not os.access(resolved, os.R_OK):
             errors.append((f"{label} is not readable", "fix its permissions"))
         else:
             relpaths.append(resolved[len(root_prefix) :].replace(os.sep, "/"))
+
+
+def confined_file(
+    root: Path, base_dir: Path, entry: str
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """One file named relative to ``base_dir`` under the same rules as images: it exists,
+    stays inside the project after following symlinks, is a regular, readable file.
+    Returns its posix path relative to ``root``, or None and the errors."""
+    found: list[str] = []
+    errors: list[tuple[str, str]] = []
+    _check_each(str(root) + os.sep, [os.path.join(base_dir, entry)], entry, found, errors)
+    return (found[0] if found else None), errors
 
 
 def order_slices(relpaths: list[str], facts: dict[str, FileFacts]) -> list[str]:
@@ -163,3 +180,108 @@ def resolve_root(
         if root_spec in (Path(relpath).name, relative_to(relpath)):
             return index, None
     return None, f"root {root_spec!r} is not one of the series' files"
+
+
+@dataclass
+class DraftSeries:
+    """A series between file selection and content facts."""
+
+    loaded: LoadedYaml
+    path: tuple[str | int, ...]
+    raw: dict[str, Any]
+    case_dir: Path
+    relpaths: list[str]
+    explicit_order: bool
+
+
+def build_series(
+    draft: DraftSeries, facts: dict[str, FileFacts], problems: list[Problem]
+) -> SeriesSpec | None:
+    """The typed series; every problem it has is reported in one run (format, duplicates,
+    root). A series whose files are usable but whose root or duplicates are wrong is still
+    built, so the PHI gate checks it in the same run; its errors keep the manifest from being
+    built."""
+    where = (*draft.path, "images")
+    if not draft.relpaths:
+        return None
+    found: list[Problem] = []
+    unknown = [p for p in draft.relpaths if facts[p].format is None]
+    if unknown:
+        others = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        found.append(
+            draft.loaded.problem(
+                where,
+                f"{unknown[0]}{others} is not a supported image "
+                "(DICOM, PNG, JPEG, GIF, BMP or MP4)",
+                "remove it from the series",
+            )
+        )
+    formats = sorted({f for p in draft.relpaths if (f := facts[p].format)})
+    if len(formats) > 1:
+        found.append(
+            draft.loaded.problem(
+                where,
+                f"series mixes formats ({', '.join(formats)})",
+                "put each format in its own series",
+            )
+        )
+    usable = not found
+    found.extend(_duplicates(draft, facts))
+    # only DICOM files have slice keys: other folders are already in natural name order
+    keep = draft.explicit_order or formats != [DICOM]
+    ordered = draft.relpaths if keep else order_slices(draft.relpaths, facts)
+    index, error = resolve_root(
+        draft.raw.get("root"),
+        ordered,
+        lambda p: Path(p).relative_to(_case_rel(draft)).as_posix(),
+    )
+    if index is None:
+        found.append(draft.loaded.problem((*draft.path, "root"), error or "bad root", None))
+    problems.extend(found)
+    if not usable:
+        return None
+    line, col = draft.loaded.where(draft.path)
+    return SeriesSpec(
+        files=tuple(ImageFile(p, facts[p].sha256, facts[p].size) for p in ordered),
+        image_format=formats[0],
+        root_index=index or 0,
+        perspective=draft.raw.get("perspective"),
+        specifics=draft.raw.get("specifics"),
+        key=draft.raw.get("key"),
+        burned_in_reviewed=draft.raw.get("burned_in_annotation") == "reviewed",
+        location=Location(draft.loaded.file, line, col),
+    )
+
+
+def _duplicates(draft: DraftSeries, facts: dict[str, FileFacts]) -> list[Problem]:
+    """Two files of one series with the same bytes or the same SOPInstanceUID: the site would
+    show one image twice or keep only one of them. Names both files, never the UID."""
+    found = []
+    by_content: dict[str, int] = {}
+    by_uid: dict[str, int] = {}
+    for index, relpath in enumerate(draft.relpaths):
+        fact = facts[relpath]
+        first = by_content.setdefault(fact.sha256, index)
+        if first != index:
+            other = draft.relpaths[first]
+            what = (
+                f"{relpath} is listed twice"
+                if other == relpath
+                else f"{relpath} has the same content as {other}"
+            )
+        elif fact.sop_uid and (first := by_uid.setdefault(fact.sop_uid, index)) != index:
+            what = f"{relpath} has the same SOPInstanceUID as {draft.relpaths[first]}"
+        else:
+            continue
+        found.append(
+            draft.loaded.problem(
+                (*draft.path, "images"),
+                f"duplicate image in the series: {what}",
+                "remove one of them: each slice must be a distinct image",
+            )
+        )
+    return found
+
+
+def _case_rel(draft: DraftSeries) -> str:
+    return Path(draft.loaded.file).parent.as_posix()

@@ -16,14 +16,12 @@ from typing import Any
 
 from casesync.api import vocab
 from casesync.api.models import CaseFields
-from casesync.files.formats import DICOM
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
 from casesync.phi.cache import PhiCache
 from casesync.phi.findings import FileReport, Finding, summarize
 from casesync.project.doccache import DocumentCache, load_checked
 from casesync.project.manifest import (
     CaseSpec,
-    ImageFile,
     Location,
     Manifest,
     Project,
@@ -31,7 +29,8 @@ from casesync.project.manifest import (
     StudySpec,
 )
 from casesync.project.schema import schema_problems
-from casesync.project.seriesfiles import order_slices, resolve_root, select_files
+from casesync.project.seriesfiles import DraftSeries, build_series, select_files
+from casesync.project.textfields import case_text_format, text_value
 from casesync.project.yamlload import LoadedYaml, Problem, YamlError
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
@@ -55,18 +54,6 @@ class ValidationResult:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-@dataclass
-class _DraftSeries:
-    """A series between file selection and content facts."""
-
-    loaded: LoadedYaml
-    path: tuple[str | int, ...]
-    raw: dict[str, Any]
-    case_dir: Path
-    relpaths: list[str]
-    explicit_order: bool
-
-
 def cache_dir(root: Path) -> Path:
     return root / STATE_DIR / "cache"
 
@@ -84,7 +71,7 @@ def validate_project(
     finally:
         if doc_cache:
             doc_cache.close()
-    drafts: list[_DraftSeries] = []
+    drafts: list[DraftSeries] = []
     for loaded, _ in case_docs:
         drafts.extend(_select_series_files(root, loaded, problems))
     relpaths = [relpath for draft in drafts for relpath in draft.relpaths]
@@ -99,13 +86,13 @@ def validate_project(
         for draft in drafts:
             _drop_unreadable(draft, unreadable, problems)
     series_specs = {
-        (draft.loaded.file, draft.path): _build_series(draft, facts, problems) for draft in drafts
+        (draft.loaded.file, draft.path): build_series(draft, facts, problems) for draft in drafts
     }
     reports = _phi_gate(root, series_specs, problems, use_cache)
     cases = [
         case
         for loaded, schema_ok in case_docs
-        if (case := _build_case(loaded, schema_ok, series_specs, problems)) is not None
+        if (case := _build_case(root, loaded, schema_ok, series_specs, problems)) is not None
     ]
     _check_unique_keys(cases, problems)
     problems.sort(key=Problem.sort_key)
@@ -141,6 +128,19 @@ def _load_project(
     if found or not isinstance(loaded.data, dict):
         return None
     data = loaded.data
+    defaults = data.get("defaults", {})
+    found_before = len(problems)
+    _lookup(loaded, defaults, "system", vocab.SYSTEMS, problems, ("defaults",))
+    _lookup(
+        loaded,
+        defaults,
+        "diagnostic_certainty",
+        vocab.DIAGNOSTIC_CERTAINTIES,
+        problems,
+        ("defaults",),
+    )
+    if len(problems) > found_before:
+        return None
     return Project(
         root=root,
         api_url=data.get("api_url"),
@@ -186,7 +186,7 @@ def _check_case(loaded: LoadedYaml) -> list[Problem]:
 
 def _select_series_files(
     root: Path, loaded: LoadedYaml, problems: list[Problem]
-) -> list[_DraftSeries]:
+) -> list[DraftSeries]:
     case_dir = (root / loaded.file).parent
     drafts = []
     for s_index, r_index, series in _well_formed_series(loaded.data):
@@ -195,14 +195,14 @@ def _select_series_files(
         for what, how in selection.errors:
             problems.append(loaded.problem((*path, "images"), what, how))
         drafts.append(
-            _DraftSeries(
+            DraftSeries(
                 loaded, path, series, case_dir, selection.relpaths, selection.explicit_order
             )
         )
     return drafts
 
 
-def _drop_unreadable(draft: _DraftSeries, unreadable: set[str], problems: list[Problem]) -> None:
+def _drop_unreadable(draft: DraftSeries, unreadable: set[str], problems: list[Problem]) -> None:
     for relpath in draft.relpaths:
         if relpath in unreadable:
             name = relpath.rsplit("/", 1)[-1]
@@ -227,59 +227,6 @@ def _well_formed_series(data: dict[str, Any]) -> list[tuple[int, int, dict[str, 
             ):
                 found.append((s_index, r_index, series))
     return found
-
-
-def _build_series(
-    draft: _DraftSeries, facts: dict[str, FileFacts], problems: list[Problem]
-) -> SeriesSpec | None:
-    where = (*draft.path, "images")
-    if not draft.relpaths:
-        return None
-    formats = {facts[p].format for p in draft.relpaths}
-    if None in formats:
-        unknown = next(p for p in draft.relpaths if facts[p].format is None)
-        problems.append(
-            draft.loaded.problem(
-                where,
-                f"{unknown} is not a supported image (DICOM, PNG, JPEG, GIF, BMP or MP4)",
-                "remove it from the series",
-            )
-        )
-        return None
-    if len(formats) > 1:
-        problems.append(
-            draft.loaded.problem(
-                where,
-                f"series mixes formats ({', '.join(sorted(f for f in formats if f))})",
-                "put each format in its own series",
-            )
-        )
-        return None
-    # only DICOM files have slice keys: other folders are already in natural name order
-    keep = draft.explicit_order or formats != {DICOM}
-    ordered = draft.relpaths if keep else order_slices(draft.relpaths, facts)
-    root_spec = draft.raw.get("root")
-    index, error = resolve_root(
-        root_spec, ordered, lambda p: Path(p).relative_to(_case_rel(draft)).as_posix()
-    )
-    if index is None:
-        problems.append(draft.loaded.problem((*draft.path, "root"), error or "bad root", None))
-        return None
-    line, col = draft.loaded.where(draft.path)
-    return SeriesSpec(
-        files=tuple(ImageFile(p, facts[p].sha256, facts[p].size) for p in ordered),
-        image_format=formats.pop() or "",
-        root_index=index,
-        perspective=draft.raw.get("perspective"),
-        specifics=draft.raw.get("specifics"),
-        key=draft.raw.get("key"),
-        burned_in_reviewed=draft.raw.get("burned_in_annotation") == "reviewed",
-        location=Location(draft.loaded.file, line, col),
-    )
-
-
-def _case_rel(draft: _DraftSeries) -> str:
-    return Path(draft.loaded.file).parent.as_posix()
 
 
 def _phi_gate(
@@ -373,6 +320,7 @@ def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[FileReport]) -> li
 
 
 def _build_case(
+    root: Path,
     loaded: LoadedYaml,
     schema_ok: bool,
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
@@ -404,33 +352,68 @@ def _build_case(
         problems.append(
             loaded.problem((), "a case manifest at the project root needs a key", "add key: ...")
         )
-    study_specs = [_build_study(loaded, i, study, series_specs) for i, study in enumerate(studies)]
+    text_format = case_text_format(data)
+    errors_before = len(problems)
+    presentation = text_value(root, loaded, (), "presentation", text_format, problems)
+    body = text_value(root, loaded, (), "body", text_format, problems)
+    study_specs = [
+        _build_study(root, loaded, i, study, series_specs, text_format, problems)
+        for i, study in enumerate(studies)
+    ]
+    sample = data.get("sample") is True
+    if sample:
+        problems.append(_sample_warning(loaded))
     if not schema_ok or system_id is None or key == "." or None in study_specs:
         return None  # its problems are reported; the manifest is not built anyway
+    if any(p.severity == "error" for p in problems[errors_before:]):
+        return None
     fields = CaseFields(
         title=data["title"],
         system_id=system_id,
         diagnostic_certainty_id=certainty_id,
         suitable_for_quiz=data.get("suitable_for_quiz"),
-        presentation=data.get("presentation"),
+        presentation=presentation,
         age=age,
         gender=data.get("gender"),
-        body=data.get("body"),
+        body=body,
     )
     line, col = loaded.where_key(("key",)) if "key" in data else (1, 1)
     return CaseSpec(
-        key, fields, tuple(s for s in study_specs if s), Location(loaded.file, line, col)
+        key,
+        fields,
+        tuple(s for s in study_specs if s),
+        Location(loaded.file, line, col),
+        sample=sample,
+    )
+
+
+def _sample_warning(loaded: LoadedYaml) -> Problem:
+    line, col = loaded.where_key(("sample",))
+    return Problem(
+        loaded.file,
+        line,
+        col,
+        "this is casesync init's sample case: apply refuses it "
+        "(the API cannot delete a case once created)",
+        "make it your own case and remove 'sample: true', or delete the folder",
+        "warning",
     )
 
 
 def _build_study(
+    root: Path,
     loaded: LoadedYaml,
     s_index: int,
     study: dict[str, Any],
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
+    text_format: str,
+    problems: list[Problem],
 ) -> StudySpec | None:
     """The typed study, or None when any of its series could not be built."""
-    if not isinstance(study, dict) or not isinstance(study.get("series"), list):
+    if not isinstance(study, dict):
+        return None
+    findings = text_value(root, loaded, ("studies", s_index), "findings", text_format, problems)
+    if not isinstance(study.get("series"), list):
         return None
     series = [
         series_specs.get((loaded.file, ("studies", s_index, "series", r_index)))
@@ -443,7 +426,7 @@ def _build_study(
     return StudySpec(
         modality=study["modality"],
         caption=study.get("caption"),
-        findings=study.get("findings"),
+        findings=findings,
         series=tuple(built),
         key=study.get("key"),
         location=Location(loaded.file, line, col),
@@ -456,8 +439,12 @@ def _lookup(
     name: str,
     table: dict[int, str],
     problems: list[Problem],
+    at: tuple[str, ...] = (),
 ) -> int | None:
+    """The id of a system or certainty written by name or id (in ``data``, found at ``at``)."""
     value = data.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema counts 6.0 as the integer 6; so must this
     if not isinstance(value, str | int):
         return None  # absent or mistyped: the schema reports it
     ident = vocab.lookup_id(table, value)
@@ -466,7 +453,7 @@ def _lookup(
         names = ", ".join(f"{v} ({k})" for k, v in table.items())
         problems.append(
             loaded.problem(
-                (name,),
+                (*at, name),
                 f"unknown {name.replace('_', ' ')} {value!r}",
                 f"did you mean {near!r}?" if near else f"use one of: {names}",
             )

@@ -20,6 +20,8 @@ MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
 # libyaml's composer when present (several times faster), the pure-Python one otherwise.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+BOOL_TAG = "tag:yaml.org,2002:bool"
+YAML12_BOOLEANS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
 
 JsonPath = tuple[str | int, ...]
 
@@ -146,6 +148,8 @@ class _Converter:
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
+        if node.tag == BOOL_TAG and node.value not in YAML12_BOOLEANS:
+            return node.value  # YAML 1.2: yes/no/on/off are strings (the schema says so)
         try:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:

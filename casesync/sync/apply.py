@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import NoReturn
 
 from casesync.cli.progress import ApplyReport, Events
-from casesync.errors import ConfigError, ExitCode, Interrupted, PartialFailure, Refused
+from casesync.errors import (
+    CasesyncError,
+    ConfigError,
+    ExitCode,
+    Interrupted,
+    PartialFailure,
+    Refused,
+)
 from casesync.project.manifest import Manifest
 from casesync.sync.executor import ApplyOptions, Executor
 from casesync.sync.journal import Ledger
+from casesync.sync.lockfile import check_writable
 from casesync.sync.plan import Plan, make_plan
 from casesync.sync.runlock import run_lock
 from casesync.sync.workflow import PreparedPlan, prepare_plan
@@ -51,6 +59,7 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         if settings.plan_file is not None:
             _check_reviewed_plan(settings.plan_file, plan)
         plan = _select(plan, settings.cases)
+        _refuse_samples(prepared.manifest, plan)
         events.plan(plan)
         if plan.has_changes and not settings.yes:
             if not settings.interactive:
@@ -60,20 +69,25 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
                 )
             if not confirm():
                 raise Refused("apply cancelled: nothing was sent")
-        report = asyncio.run(
+        report, fatal = asyncio.run(
             _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events)
         )
-        ledger.compact()
+        ledger.compact()  # keeps every result the saved lockfile lacks
         events.summary(report, prepared.api_url)
-    _raise_for(report, ledger)
+    _raise_for(report, ledger, fatal)
     return report
 
 
 def settle_and_plan(
     root: Path, api_url_flag: str | None, lock_path: Path | None
 ) -> tuple[PreparedPlan, Ledger, Plan]:
-    """Validate, fold journaled results into the lock, and plan from the lock as it now is."""
+    """Validate, fold journaled results into the lock, and plan from the lock as it now is.
+
+    A lockfile that could not be saved after a create would lose its id, so an unwritable
+    lockfile folder is refused here, before anything is sent.
+    """
     prepared = prepare_plan(root, api_url_flag=api_url_flag, lock_path=lock_path)
+    check_writable(prepared.lock_path)
     ledger = Ledger(prepared.root, prepared.lock_path, prepared.lock)
     ledger.recover()
     return prepared, ledger, make_plan(prepared.manifest, ledger.lock, prepared.api_url)
@@ -89,6 +103,20 @@ def _check_reviewed_plan(path: Path, fresh: Plan) -> None:
             f"the plan {path} was computed from other inputs (manifests, files, lockfile or "
             "API URL changed since)",
             hint="run 'casesync plan --out plan.json' again and review it",
+        )
+
+
+def _refuse_samples(manifest: Manifest, plan: Plan) -> None:
+    """casesync init's sample must never reach the site: the API cannot delete a case."""
+    wanted = {case.key for case in plan.cases}
+    samples = [case for case in manifest.cases if case.sample and case.key in wanted]
+    if samples:
+        where = ", ".join(f"{case.key} ({case.location.file})" for case in samples)
+        raise Refused(
+            f"refusing to apply casesync init's sample case: {where}; "
+            "once created it could never be deleted",
+            hint="make it your own case and remove the line 'sample: true', or delete the "
+            "folder (or apply other cases with --case KEY)",
         )
 
 
@@ -109,8 +137,8 @@ async def _execute(
     plan: Plan,
     ledger: Ledger,
     events: Events,
-) -> ApplyReport:
-    """Run the executor under the two-stage signal handling."""
+) -> tuple[ApplyReport, CasesyncError | None]:
+    """Run the executor under the two-stage signal handling; also return what stopped it."""
     # aiohttp is imported only by the commands that talk to the server (startup time)
     from casesync.api.client import RadiopaediaClient
     from casesync.api.credentials import token_provider
@@ -142,9 +170,9 @@ async def _execute(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
         try:
-            return await work
+            return await work, executor.fatal
         except asyncio.CancelledError:  # the grace time ran out
-            return executor.report
+            return executor.report, executor.fatal
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
@@ -163,7 +191,10 @@ def _exit_now(ledger: Ledger) -> NoReturn:
     os._exit(int(ExitCode.INTERRUPTED))
 
 
-def _raise_for(report: ApplyReport, ledger: Ledger) -> None:
+def _raise_for(report: ApplyReport, ledger: Ledger, fatal: CasesyncError | None) -> None:
+    error = ledger.write_error or fatal  # the lockfile first: the run stopped for it
+    if error is not None:
+        raise error
     unknown = ledger.open_intents
     if report.interrupted:
         detail = "".join(f"; {intent.describe()}" for intent in unknown)

@@ -4,13 +4,14 @@ Per case: create the case, then its studies one at a time in manifest order (the
 assigns positions as they come), then its series in order, each with the upload ids of its
 slices; uploads start at once and share one pool across all cases; finally mark the upload
 finished. Every create goes through the ``Ledger`` (intent, request, result); a create whose
-outcome is unknown stops its case, except a case create, which the case listing settles.
+outcome is unknown stops its case, except a case create, which the case listing may settle
+(``settle.judge``). A refused login or a lockfile that cannot be written stops the whole run,
+which still ends with its report.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,14 @@ from casesync.api.models import (
     User,
 )
 from casesync.cli.progress import ApplyReport, CaseOutcome, Events
-from casesync.errors import ApiError, OutcomeUnknown, Refused
+from casesync.errors import (
+    ApiError,
+    AuthError,
+    CasesyncError,
+    LockfileError,
+    OutcomeUnknown,
+    Refused,
+)
 from casesync.project.manifest import CaseSpec, ImageFile, Manifest, SeriesSpec
 from casesync.sync.journal import Intent, Ledger
 from casesync.sync.lockfile import fingerprints
@@ -39,11 +47,11 @@ from casesync.sync.plan import (
     MarkUploadFinished,
     Plan,
 )
+from casesync.sync.settle import judge
+from casesync.sync.waiting import Clock, JobWaiter, MonotonicClock, StillProcessing
 
 T = TypeVar("T")
-CLOCK_SKEW = dt.timedelta(seconds=2)  # tolerated between our clock and the server's
 CASE_CREATE_ATTEMPTS = 3
-FINAL_JOB_STATES = ("completed-dicom-processing", "ready")
 
 
 class ApiClient(Protocol):
@@ -75,6 +83,7 @@ class ApplyOptions:
     wait: bool = False
     fail_fast: bool = False
     poll_seconds: float = 5.0
+    wait_timeout: float = 30 * 60.0  # --wait gives up on jobs still processing after this
     # after a case create with no answer, wait this long before trusting the case listing:
     # a server still busy with the request must not be taken for one that never got it
     settle_seconds: float = 3.0
@@ -87,8 +96,8 @@ class Stopped(Exception):
 class CaseBlocked(Exception):
     """A create of this case has an unknown outcome; the user settles it with resolve."""
 
-    def __init__(self, intent: Intent) -> None:
-        super().__init__(f"{intent.describe()}; {intent.way_out()}")
+    def __init__(self, intent: Intent, way_out: str = "") -> None:
+        super().__init__(f"{intent.describe()}; {way_out or intent.way_out()}")
         self.intent = intent
 
 
@@ -105,6 +114,7 @@ class Executor:
         ledger: Ledger,
         events: Events,
         options: ApplyOptions,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.manifest = manifest
@@ -112,8 +122,19 @@ class Executor:
         self.ledger = ledger
         self.events = events
         self.options = options
+        self.clock = clock or MonotonicClock()
         self.report = ApplyReport()
         self.stop_reason: str | None = None
+        self.fatal: CasesyncError | None = None  # what stopped the whole run (login, lockfile)
+        self._jobs = JobWaiter(
+            client,
+            ledger,
+            events,
+            self.clock,
+            poll_seconds=options.poll_seconds,
+            timeout=options.wait_timeout,
+            check_stop=self._check_stop,
+        )
         self._claims: dict[str, asyncio.Future[None]] = {}  # sha256 -> its upload finished
         self._window = asyncio.Semaphore(max(2, options.upload_concurrency // 2))
         self._batch = max(8, options.upload_concurrency * 2)
@@ -125,6 +146,10 @@ class Executor:
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
 
+    def _stop_all(self, error: CasesyncError) -> None:
+        self.fatal = self.fatal or error
+        self.request_stop(str(error))
+
     def _check_stop(self) -> None:
         if self.stop_reason is not None:
             raise Stopped(f"stopped before this case was finished ({self.stop_reason})")
@@ -134,6 +159,8 @@ class Executor:
         started = asyncio.get_running_loop().time()
         try:
             await self._run()
+        except (AuthError, LockfileError) as exc:  # before any case started: all stay as they are
+            self._stop_all(exc)
         finally:
             self.report.elapsed = asyncio.get_running_loop().time() - started
         return self.report
@@ -147,15 +174,20 @@ class Executor:
         if not cases:
             return
         user = await self.client.current_user()
+        doubts: dict[str, str] = {}  # case key -> why its unknown case create stays unknown
         for intent in self.ledger.open_intents:
             if intent.kind == "case":
-                await self._settle_case(intent)
+                try:
+                    await self._settle_case(intent)
+                except CaseBlocked as exc:
+                    doubts[intent.case] = str(exc)
         self._check_quota(user, cases)
         blocked = {i.case: i for i in self.ledger.open_intents}
         runnable = []
         for case in cases:
             if case.key in blocked:
-                self._outcome(case.key, "unknown", str(CaseBlocked(blocked[case.key])))
+                why = doubts.get(case.key) or str(CaseBlocked(blocked[case.key]))
+                self._outcome(case.key, "unknown", why)
             else:
                 runnable.append(case)
         await asyncio.gather(*(self._case(case) for case in runnable))
@@ -183,23 +215,14 @@ class Executor:
         return self._listing
 
     async def _settle_case(self, intent: Intent) -> int | None:
-        """An unknown case create: the listing shows whether it exists (adopt it) or not."""
+        """An unknown case create: the listing shows it exists (adopt it), or not, or cannot
+        tell (``CaseBlocked``: the user settles it with resolve)."""
         listing = await self._listing_by_id(refresh=True)
-        known = {c.case_id for c in self.ledger.lock.cases.values()}
-        since = intent.sent_at - CLOCK_SKEW
-        found = sorted(
-            (
-                c
-                for c in listing.values()
-                if c.title == intent.record["title"]
-                and c.is_draft
-                and c.id not in known
-                and _parse_time(c.created_at) >= since
-            ),
-            key=lambda c: c.created_at,
-        )
-        if found:
-            case = found[0]
+        verdict = judge(intent, listing.values(), self.ledger.lock, self.ledger.open_intents)
+        if verdict.doubt:
+            raise CaseBlocked(intent, verdict.way_out(intent))
+        if verdict.adopted is not None:
+            case = verdict.adopted
             self.ledger.finish(intent, {"case_id": case.id, "created_at": case.created_at})
             self.events.notice(
                 f"case {intent.case}: the create sent at {intent.local_time()} did reach the "
@@ -207,7 +230,7 @@ class Executor:
             )
             self.report.cases_created += 1
             return case.id
-        self.ledger.not_created(intent, "no matching draft in the case listing")
+        self.ledger.not_created(intent, "no matching case in the case listing")
         self.events.notice(
             f"case {intent.case}: the create sent at {intent.local_time()} did not reach the "
             "server (not in the case listing); it will be created"
@@ -247,7 +270,7 @@ class Executor:
             if any(isinstance(a, MarkUploadFinished) for a in plan.actions):
                 await self._mark_finished(plan.key, case_id)
             if self.options.wait:
-                await self._wait_jobs(plan.key, case_id)
+                await self._jobs.wait_case(plan.key, case_id)
             self._outcome(plan.key, "done")
         except Stopped as exc:
             self._outcome(
@@ -257,10 +280,15 @@ class Executor:
             self._outcome(plan.key, "unknown", str(exc))
         except CaseSkipped as exc:
             self._outcome(plan.key, "skipped", str(exc))
+        except StillProcessing as exc:
+            self._outcome(plan.key, "processing", str(exc))
         except (ApiError, OSError) as exc:  # OSError: a file changed or vanished since validation
             self._outcome(plan.key, "failed", str(exc))
             if self.options.fail_fast:
                 self.request_stop(f"--fail-fast: case {plan.key} failed")
+        except CasesyncError as exc:  # login refused, lockfile or journal not writable
+            self._outcome(plan.key, "failed", str(exc))
+            self._stop_all(exc)
         finally:
             for task in uploads.values():
                 task.cancel()
@@ -289,19 +317,17 @@ class Executor:
             self._check_stop()
             self.events.step(plan.key, "create case", "started")
             try:
-                async with self._sending:
-                    self._check_stop()
-                    intent = self.ledger.begin("case", plan.key, "case", record)
-                    remote = await self.client.create_case(spec.fields)
-            except OutcomeUnknown:
-                await asyncio.sleep(self.options.settle_seconds)
-                adopted = await self._settle_case(intent)
+                intent, remote = await self._send(
+                    plan.key, "case", "case", record, lambda: self.client.create_case(spec.fields)
+                )
+            except CaseBlocked as lost:  # the listing may tell
+                await self.clock.sleep(self.options.settle_seconds)
+                adopted = await self._settle_case(lost.intent)
                 if adopted is None:
                     continue
                 self.events.step(plan.key, "create case", "done", f"id {adopted}")
                 return adopted
-            except ApiError as exc:
-                self.ledger.not_created(intent, str(exc))
+            except (ApiError, AuthError) as exc:
                 self.events.step(plan.key, "create case", "failed", str(exc))
                 raise
             self.ledger.finish(intent, {"case_id": remote.id, "created_at": remote.created_at})
@@ -383,19 +409,39 @@ class Executor:
         step = f"create {label}"
         self.events.step(key, step, "started")
         try:
-            async with self._sending:
-                self._check_stop()
-                intent = self.ledger.begin(kind, key, label, record)
-                made = await request()
-        except OutcomeUnknown as exc:
+            intent, made = await self._send(key, kind, label, record, request)
+        except CaseBlocked:
             self.events.step(key, step, "failed", "outcome unknown")
-            raise CaseBlocked(intent) from exc
-        except ApiError as exc:
-            self.ledger.not_created(intent, str(exc))
+            raise
+        except (ApiError, AuthError) as exc:
             self.events.step(key, step, "failed", str(exc))
             raise
         self.ledger.finish(intent, remote(made))
         return made
+
+    async def _send(
+        self,
+        key: str,
+        kind: str,
+        label: str,
+        record: dict[str, Any],
+        request: Callable[[], Awaitable[T]],
+    ) -> tuple[Intent, T]:
+        """Journal the intent, then send: only ``OutcomeUnknown`` leaves the intent open.
+
+        Any other error means the server did not make it (an error answer, a refused login,
+        or a failure before the request left), so the intent is closed as not created.
+        """
+        async with self._sending:
+            self._check_stop()
+            intent = self.ledger.begin(kind, key, label, record)
+            try:
+                return intent, await request()
+            except OutcomeUnknown as exc:
+                raise CaseBlocked(intent) from exc
+            except Exception as exc:
+                self.ledger.not_created(intent, str(exc) or type(exc).__name__)
+                raise
 
     async def _mark_finished(self, key: str, case_id: int) -> None:
         self._check_stop()
@@ -403,25 +449,6 @@ class Executor:
         await self.client.mark_upload_finished(case_id)
         self.ledger.mark_finished(key)
         self.events.step(key, "mark upload finished", "done")
-
-    async def _wait_jobs(self, key: str, case_id: int) -> None:
-        """Poll every unfinished series job of the case and record its final status."""
-        for study in self.ledger.lock.cases[key].studies:
-            for series in study.series:
-                if series.job_id is None or series.status in FINAL_JOB_STATES:
-                    continue
-                step = f"processing job {series.job_id}"
-                while True:
-                    self._check_stop()
-                    status = await self.client.job_status(case_id, study.study_id, series.job_id)
-                    if status.done:
-                        break
-                    await asyncio.sleep(self.options.poll_seconds)
-                self.ledger.record_job(key, series.job_id, status.status, status.series_id)
-                if status.failed:
-                    self.events.step(key, step, "failed", "the server reported no series")
-                    raise ApiError(f"series job {series.job_id} failed in processing")
-                self.events.step(key, step, "done", status.status or "")
 
     async def _upload_series(
         self, key: str, action: CreateSeries, series: SeriesSpec
@@ -483,8 +510,3 @@ class Executor:
 
     def _uploaded(self, count: int) -> None:
         self.events.uploaded(count)
-
-
-def _parse_time(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

@@ -11,13 +11,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from casesync.errors import LockfileError
+from casesync.errors import LockfileError, StateWriteError
 
 LOCK_VERSION = 1
+_T = TypeVar("_T")
 
 
 def fingerprint(value: object) -> str:
@@ -159,7 +161,7 @@ def load_lock(path: Path, api_url: str) -> Lock:
     try:
         raw = path.read_bytes()
         document = json.loads(raw)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
         raise LockfileError(
             f"{path.name} is unreadable or corrupt ({exc})",
             hint="restore it from git (git checkout -- casesync.lock); never delete it",
@@ -169,56 +171,163 @@ def load_lock(path: Path, api_url: str) -> Lock:
     return lock
 
 
+class BadField(ValueError):
+    """A value in a state file is not what casesync writes; the message names the field."""
+
+
+def want(value: Any, where: str, kind: type[_T]) -> _T:
+    """``value`` when it is a ``kind`` (a bool never passes for an int), else ``BadField``."""
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise BadField(f"{where} is {_shown(value)}, not {_KIND_NAMES.get(kind, kind.__name__)}")
+
+
+def want_optional(value: Any, where: str, kind: type[_T]) -> _T | None:
+    return None if value is None else want(value, where, kind)
+
+
+def want_id(value: Any, where: str) -> int:
+    """A remote id: a positive integer (``1e400`` and ``NaN`` arrive as floats and fail)."""
+    number = want(value, where, int)
+    if number < 1:
+        raise BadField(f"{where} is {number}, not a positive integer")
+    return number
+
+
+def want_fields(value: Any, where: str) -> dict[str, str]:
+    fields = want(value, where, dict)
+    for name, digest in fields.items():
+        want(digest, f"{where}.{name}", str)
+    return dict(fields)
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):  # inf, nan
+        text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+_KIND_NAMES: dict[type, str] = {
+    int: "an integer",
+    str: "a string",
+    bool: "true or false",
+    dict: "an object",
+    list: "a list",
+}
+
+
 def parse_lock(document: Any, name: str = "casesync.lock") -> Lock:
+    """The lock, with every value checked: a bad one is named, never half-used."""
     if not isinstance(document, dict) or "version" not in document:
         raise LockfileError(f"{name} is not a casesync lockfile", hint="restore it from git")
     version = document["version"]
-    if not isinstance(version, int) or version > LOCK_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION:
         raise LockfileError(
             f"{name} has version {version!r}, newer than this casesync understands",
             hint="upgrade casesync (pip install -U casesync)",
         )
     try:
-        return Lock(
-            api_url=str(document["api_url"]),
-            cases={key: _case(value) for key, value in document.get("cases", {}).items()},
+        if version != LOCK_VERSION or isinstance(version, bool):
+            raise BadField(f"version is {_shown(version)}; casesync writes {LOCK_VERSION}")
+        cases = want(document.get("cases", {}), "cases", dict)
+        lock = Lock(
+            api_url=want(document.get("api_url"), "api_url", str),
+            cases={key: _case(value, f"cases[{_shown(key)}]") for key, value in cases.items()},
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+        _check_ids_unique(lock)
+    except BadField as exc:
         raise LockfileError(
-            f"{name} is corrupt (bad entry: {exc})", hint="restore it from git"
+            f"{name} is corrupt: {exc}",
+            hint="restore it from git (git checkout -- casesync.lock), or correct that value; "
+            "never delete it",
         ) from None
+    return lock
 
 
-def _case(raw: dict[str, Any]) -> LockedCase:
+def _case(raw: Any, where: str) -> LockedCase:
+    raw = want(raw, where, dict)
     return LockedCase(
-        case_id=int(raw["case_id"]),
-        created_at=str(raw.get("created_at", "")),
-        fields=dict(raw.get("fields", {})),
-        upload_finished=bool(raw.get("upload_finished", False)),
-        studies=[_study(study) for study in raw.get("studies", [])],
+        case_id=want_id(raw.get("case_id"), f"{where}.case_id"),
+        created_at=want(raw.get("created_at", ""), f"{where}.created_at", str),
+        fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
+        upload_finished=want(raw.get("upload_finished", False), f"{where}.upload_finished", bool),
+        studies=_items(raw, "studies", where, _study),
     )
 
 
-def _study(raw: dict[str, Any]) -> LockedStudy:
+def _items(raw: dict[str, Any], name: str, where: str, parse: Callable[[Any, str], _T]) -> list[_T]:
+    """The list ``raw[name]``, each item parsed with its place named (``studies[2]``)."""
+    items = want(raw.get(name, []), f"{where}.{name}", list)
+    return [parse(item, f"{where}.{name}[{n}]") for n, item in enumerate(items)]
+
+
+def _study(raw: Any, where: str) -> LockedStudy:
+    raw = want(raw, where, dict)
     return LockedStudy(
-        study_id=int(raw["study_id"]),
-        position=int(raw["position"]),
-        key=raw.get("key"),
-        fields=dict(raw.get("fields", {})),
-        series=[_series(series) for series in raw.get("series", [])],
+        study_id=want_id(raw.get("study_id"), f"{where}.study_id"),
+        position=want(raw.get("position"), f"{where}.position", int),
+        key=want_optional(raw.get("key"), f"{where}.key", str),
+        fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
+        series=_items(raw, "series", where, _series),
     )
 
 
-def _series(raw: dict[str, Any]) -> LockedSeries:
+def _series(raw: Any, where: str) -> LockedSeries:
+    raw = want(raw, where, dict)
     return LockedSeries(
-        content_id=str(raw["content_id"]),
-        key=raw.get("key"),
-        job_id=raw.get("job_id"),
-        series_id=raw.get("series_id"),
-        status=raw.get("status"),
-        fields=dict(raw.get("fields", {})),
-        files=[LockedFile(*file) for file in raw.get("files", [])],
+        content_id=want(raw.get("content_id"), f"{where}.content_id", str),
+        key=want_optional(raw.get("key"), f"{where}.key", str),
+        job_id=want_optional(raw.get("job_id"), f"{where}.job_id", str),
+        series_id=want_optional(raw.get("series_id"), f"{where}.series_id", int),
+        status=want_optional(raw.get("status"), f"{where}.status", str),
+        fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
+        files=_items(raw, "files", where, _file),
     )
+
+
+def _file(raw: Any, where: str) -> LockedFile:
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise BadField(f"{where} is {_shown(raw)}, not [path, size, sha256, upload id]")
+    path, size, sha256, upload_id = raw
+    size = want(size, f"{where} size", int)
+    if size < 0:
+        raise BadField(f"{where} size is {size}, not a size in bytes")
+    return LockedFile(
+        path=want(path, f"{where} path", str),
+        size=size,
+        sha256=want(sha256, f"{where} sha256", str),
+        upload_id=None if upload_id is None else want_id(upload_id, f"{where} upload id"),
+    )
+
+
+def _check_ids_unique(lock: Lock) -> None:
+    """One remote object per id: a copied entry would make casesync add to the wrong case."""
+    case_keys: dict[int, str] = {}
+    study_keys: dict[int, str] = {}
+    upload_hashes: dict[int, str] = {}
+    for key, case in lock.cases.items():
+        if case.case_id in case_keys:
+            raise BadField(
+                f"case id {case.case_id} is recorded for both {case_keys[case.case_id]} and {key}"
+            )
+        case_keys[case.case_id] = key
+        for study in case.studies:
+            if study.study_id in study_keys:
+                raise BadField(
+                    f"study id {study.study_id} is recorded twice "
+                    f"({study_keys[study.study_id]} and {key})"
+                )
+            study_keys[study.study_id] = key
+            for file in (f for series in study.series for f in series.files):
+                if file.upload_id is None:
+                    continue
+                if upload_hashes.setdefault(file.upload_id, file.sha256) != file.sha256:
+                    raise BadField(
+                        f"upload id {file.upload_id} is recorded for two different contents "
+                        f"(the second in {key}: {file.path})"
+                    )
 
 
 def check_api_url_matches(lock: Lock, api_url: str, lock_path: Path) -> None:
@@ -235,6 +344,22 @@ def save_lock(path: Path, lock: Lock) -> None:
     text = lock.to_json()
     atomic_write_text(path, text)
     lock.source_digest = hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_writable(path: Path) -> None:
+    """Refuse before anything is sent when the lockfile could not be saved after a create."""
+    folder = path.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError | NotADirectoryError)
+        problem = "does not exist" if missing else f"cannot be written ({exc.strerror})"
+        raise StateWriteError(
+            f"the lockfile's folder {folder} {problem}",
+            hint="create it (or fix its permissions), or pass another --lockfile; nothing was sent",
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def remove_stale_temp_files(path: Path) -> None:

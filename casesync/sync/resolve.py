@@ -60,6 +60,8 @@ def resolve(
     lock_path: Path | None = None,
 ) -> str:
     """Settle the oldest unknown create of case ``key``; return what was recorded."""
+    if answer.series_job is not None and not answer.series_job.strip():
+        raise ConfigError("--series-job is empty", hint="give the job id the site shows")
     project, _ = load_project_file(root)
     api_url = resolve_api_url(api_url_flag, project.api_url if project else None)
     lock_path = lock_path or root / LOCK_FILE

@@ -12,6 +12,7 @@ never import this module).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
-from casesync.errors import ConfigError, Refused
+from casesync.errors import ConfigError, Refused, StateWriteError
 from casesync.settings import STATE_DIR
 from casesync.sync.journal import utc_now
 
@@ -47,7 +48,7 @@ def current_owner(command: str | None = None) -> Owner:
 def read_owner(path: Path) -> Owner | None:
     """The owner written in the lock file; None when it holds none (free or never used)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
     if not text.strip():
@@ -65,8 +66,11 @@ def run_lock(
     """Hold the repository's apply lock for the duration of the block."""
     fcntl = _fcntl()
     path = root / STATE_DIR / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,11 +85,15 @@ def run_lock(
         if previous is not None:
             notice(f"taking over the apply lock of a process that is gone ({previous.describe()})")
         me = current_owner(command)
-        _write(fd, json.dumps(asdict(me)))
+        try:
+            _write(fd, json.dumps(asdict(me)))
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
         try:
             yield me
         finally:
-            _write(fd, "")  # released cleanly: nothing to take over next time
+            with contextlib.suppress(OSError):  # a stale owner only makes a notice next time
+                _write(fd, "")  # released cleanly: nothing to take over next time
     finally:
         os.close(fd)  # also releases the flock
 
@@ -99,6 +107,13 @@ def _fcntl() -> ModuleType:
             hint="on Windows run them inside WSL; validate and plan work as they are",
         ) from None
     return fcntl
+
+
+def _unwritable(path: Path, exc: OSError) -> StateWriteError:
+    return StateWriteError(
+        f"cannot write {path} ({exc.strerror or exc})",
+        hint="free disk space (or fix the folder's permissions), then run again; nothing was sent",
+    )
 
 
 def _write(fd: int, text: str) -> None:
