@@ -8,8 +8,11 @@ then the default.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -74,18 +77,54 @@ def resolve_api_url(
 
 
 def check_api_url(url: str) -> str:
-    """Require https, except for loopback hosts (the emulator); return it without a final /."""
-    parts = urlsplit(url)
+    """Require https (http only for loopback hosts), and nothing but scheme, host, port, path.
+
+    Credentials in the URL would be printed and sent; a query or fragment would end up in the
+    middle of every request path. Returns the URL without a final /.
+    """
+    shown = display_url(url)
+    example = "e.g. https://radiopaedia.org"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError(f"API URL {shown!r} cannot be parsed", hint=example) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"API URL {shown!r} is not an http(s) URL", hint=example)
+    if "@" in parts.netloc:
         raise ConfigError(
-            f"API URL {url!r} is not an http(s) URL", hint="e.g. https://radiopaedia.org"
+            f"API URL {shown!r} holds a user name or password",
+            hint="remove them: casesync logs in with 'casesync login', never with URL credentials",
+        )
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        raise ConfigError(
+            f"API URL {shown!r} has a query string or fragment", hint=f"remove it; {example}"
         )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
-            f"API URL {url!r} uses plain http",
+            f"API URL {shown!r} uses plain http",
             hint="use https; plain http is allowed only for loopback hosts such as the emulator",
         )
     return url.rstrip("/")
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//[^?#]*@")
+
+
+def display_url(url: str) -> str:
+    """The URL as it may be printed: without any user name or password in it."""
+    return _USERINFO.sub(lambda m: (m.group(1) or "") + "//", url.strip())
+
+
+def transport_allowed(url: str) -> bool:
+    """A URL that may be used: https anywhere, http only on a loopback host."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.hostname or "")
 
 
 def is_loopback(host: str) -> bool:
@@ -95,3 +134,52 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. Every HTTP request has them, so no answer can hang a run (README, timeouts).
+
+    ``read``: an API answer must be complete this long after it was sent (connecting
+    included); ``stall``: an upload
+    that makes no progress this long fails the attempt (and is retried); ``deadline``: no call,
+    retries included, lasts longer than this.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+    stall: float = 60.0
+    deadline: float = 300.0
+
+
+TIMEOUT_NAMES = {  # Timeouts field -> (flag, environment variable)
+    "connect": ("--connect-timeout", "CASESYNC_CONNECT_TIMEOUT"),
+    "read": ("--read-timeout", "CASESYNC_READ_TIMEOUT"),
+    "stall": ("--stall-timeout", "CASESYNC_STALL_TIMEOUT"),
+    "deadline": ("--deadline", "CASESYNC_DEADLINE"),
+}
+
+
+def resolve_timeouts(
+    flags: Mapping[str, float | None] | None = None, env: Mapping[str, str] | None = None
+) -> Timeouts:
+    """Each timeout from its flag, then its ``CASESYNC_*`` variable, then the default."""
+    chosen: dict[str, float] = {}
+    for name, (flag_name, variable) in TIMEOUT_NAMES.items():
+        flag = (flags or {}).get(name)
+        raw = env_value(variable, env)
+        if flag is not None:
+            chosen[name] = _positive_seconds(flag, flag_name)
+        elif raw is not None:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{variable}={raw!r} is not a number of seconds") from None
+            chosen[name] = _positive_seconds(value, variable)
+    return Timeouts(**chosen)
+
+
+def _positive_seconds(value: float, name: str) -> float:
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise ConfigError(f"{name} must be a number of seconds between 0 and 86400, not {value}")
+    return float(value)

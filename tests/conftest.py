@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from emulator_helpers import EmulatorFactory
+from scripted import Script
 
 from casesync.emulator import Emulator, EmulatorConfig, EmulatorThread
 
@@ -40,3 +42,18 @@ def emulator_thread() -> Iterator[EmulatorThread]:
     """An emulator serving from a background thread, for tests that run the CLI as a subprocess."""
     with EmulatorThread(EmulatorConfig(job_seconds=0.05)) as running:
         yield running
+
+
+@pytest.fixture
+async def script() -> AsyncIterator[Script]:
+    """A scripted server on loopback: ``script.on(method, path, answers...)``."""
+    scripted = Script()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", scripted.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    scripted.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield scripted
+    await runner.cleanup()

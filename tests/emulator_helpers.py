@@ -11,11 +11,11 @@ import json
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from io import BytesIO
 from typing import Any
 
 import aiohttp
+from policyref import fixed_point
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
@@ -102,13 +102,6 @@ def api_for(emulator: Emulator, session: aiohttp.ClientSession, ttl: int | None 
     return Api(session, emulator.base_url, emulator.issue_tokens(ttl)["access_token"])
 
 
-def _policy_tags(table: str) -> set[int]:
-    data = json.loads(
-        resources.files("casesync.phi").joinpath("radiopaedia-anonymiser-policy.json").read_bytes()
-    )
-    return {int(row[0][1:5] + row[0][6:10], 16) for row in data[table]}
-
-
 def compliant_dicom(
     description: str = "slice", name: str = "CT_small.dcm", **changes: Any
 ) -> bytes:
@@ -116,23 +109,7 @@ def compliant_dicom(
 
     ``changes`` maps keywords to values (None deletes), to make one specific violation.
     """
-    dataset = dcmread(get_testdata_file(name, download=False))
-    keep, blank, uids = (
-        _policy_tags("keep"),
-        _policy_tags("blank_or_fixed"),
-        _policy_tags("uid_rehash"),
-    )
-    for element in list(dataset):
-        tag = int(element.tag)
-        if tag in keep:
-            continue
-        if tag in blank:
-            element.value = [] if element.VR == "SQ" else ""
-        elif tag in uids and tag != 0x00080018:
-            element.value = f"{UID_PREFIX}{tag % 1000}.1"
-        else:
-            del dataset[element.tag]
-    dataset.PatientIdentityRemoved = "YES"
+    dataset = fixed_point(dcmread(get_testdata_file(name, download=False)))
     dataset.SeriesDescription = description
     dataset.file_meta.MediaStorageSOPInstanceUID = (
         f"{UID_PREFIX}99.{zlib.crc32(description.encode())}"

@@ -27,6 +27,18 @@ def pydicom_data_dir() -> Path:
     return Path(os.path.dirname(path))
 
 
+def corpus_roots() -> dict[str, Path]:
+    """Real-world files no one here wrote: pydicom's own, pydicom-data's and deid-data's."""
+    import data_store  # the pydicom-data wheel
+    import deid_data
+
+    return {
+        "pydicom": pydicom_data_dir(),
+        "pydicom-data": Path(data_store.__file__).parent / "data",
+        "deid-data": Path(deid_data.__file__).parent / "data",
+    }
+
+
 def bundled(name: str) -> Path:
     return pydicom_data_dir() / name
 

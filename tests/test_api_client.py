@@ -8,9 +8,7 @@ import hashlib
 import logging
 import socket
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -19,93 +17,15 @@ import pytest
 from aiohttp import web
 from authfactory import DEMO_CLIENT, tokens_for
 from emulator_helpers import DICOM, EmulatorFactory, compliant_dicom
+from scripted import CASE_JSON, FAST, PNG, TOKEN, USER_JSON, Answer, Script, drop, hang, static
 
 from casesync.api.client import RadiopaediaClient
 from casesync.api.credentials import TokenProvider
 from casesync.api.models import CaseFields, SeriesFields, StudyFields, UploadSlot
-from casesync.api.pacer import Pacer, RetryPolicy, retry_after_seconds
+from casesync.api.pacer import retry_after_seconds
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
-
-FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=10)
-TOKEN = "tok-1234567890-secret"
-PNG = b"\x89PNG\r\n\x1a\n"
-CASE_JSON = (
-    '{"id": 7, "title": "T", "author_id": 1, "status": "draft", "visibility": "public", '
-    '"created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"}'
-)
-USER_JSON = (
-    '{"login": "johndoe82", "quotas": {"allowed_draft_cases": 10, "draft_case_count": 3, '
-    '"allowed_unlisted_cases": null, "unlisted_case_count": 2}}'
-)
-
-Answer = tuple[int, str, dict[str, str]] | Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    size: int
-    at: float
-
-
-class Script:
-    """Answers each (method, path) from a queue (the last answer repeats) and records requests."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
-        self.seen: list[Seen] = []
-
-    def on(self, method: str, path: str, *answers: Answer) -> None:
-        self.answers[(method, path)].extend(answers)
-
-    def count(self, method: str, path: str) -> int:
-        return sum(s.method == method and s.path == path for s in self.seen)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        now = time.monotonic()
-        self.seen.append(Seen(request.method, request.path, dict(request.headers), len(body), now))
-        queue = self.answers[(request.method, request.path)]
-        answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        if callable(answer):
-            return await answer(request)
-        status, text, headers = answer
-        return web.Response(
-            status=status, text=text, headers=headers, content_type="application/json"
-        )
-
-
-async def hang(request: web.Request) -> web.StreamResponse:
-    await asyncio.sleep(2)
-    return web.Response(text=CASE_JSON)
-
-
-async def drop(request: web.Request) -> web.StreamResponse:
-    assert request.transport is not None
-    request.transport.close()
-    return web.Response(status=500)
-
-
-@pytest.fixture
-async def script() -> AsyncIterator[Script]:
-    scripted = Script()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", scripted.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    scripted.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield scripted
-    await runner.cleanup()
-
-
-def static(url: str) -> TokenProvider:
-    return TokenProvider(url, TOKEN, source="the test")
+from casesync.settings import Timeouts
 
 
 @pytest.fixture
@@ -330,16 +250,6 @@ async def test_429_waits_for_retry_after_and_slows_every_worker(script: Script) 
     assert all(s.at - first.at >= 0.95 for s in others)  # the list call waited too
 
 
-async def test_pacer_recovers_after_a_throttle() -> None:
-    pacer = Pacer(min_gap=0.05)
-    pacer.throttle(0.1)
-    started = time.monotonic()
-    await asyncio.gather(*(pacer.wait() for _ in range(3)))
-    assert time.monotonic() - started >= 0.1 + 2 * 0.05 - 0.01  # spaced after the pause
-    pacer.succeeded()
-    assert pacer.gap == 0.0
-
-
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_503_then_success_is_retried_even_for_a_create(script: Script, method: str) -> None:
     answer = (200, USER_JSON if method == "GET" else CASE_JSON, {})
@@ -370,7 +280,7 @@ async def test_a_create_without_an_answer_is_outcome_unknown_and_not_repeated(
 ) -> None:
     script.on("POST", "/api/v1/cases", failure)
     async with RadiopaediaClient(
-        script.url, static(script.url), retry=FAST, request_timeout=0.3
+        script.url, static(script.url), retry=FAST, timeouts=Timeouts(read=0.3)
     ) as client:
         with pytest.raises(OutcomeUnknown) as caught:
             await client.create_case(CaseFields("T", 4))
@@ -452,3 +362,62 @@ async def test_a_2xx_to_a_create_that_cannot_be_read_is_outcome_unknown(
             await calls[create]()
     assert caught.value.status == 200
     assert script.count("POST", paths[create]) == 1
+
+
+# --- the listing never loops, unreadable answers are asked for again ---
+
+
+async def test_a_listing_that_pages_forever_stops_at_the_page_limit(script: Script) -> None:
+    pages = iter(range(10**6))
+
+    async def forever(request: web.Request) -> web.StreamResponse:
+        return web.json_response([], headers={"X-Next-Cursor": f"c{next(pages)}"})
+
+    script.on("GET", "/api/v1/cases", forever)
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST, max_pages=5) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.list_cases()
+    assert "still more pages after 5 pages" in str(caught.value)
+    assert script.count("GET", "/api/v1/cases") == 5
+
+
+async def test_a_listing_that_repeats_a_cursor_stops(script: Script) -> None:
+    script.on("GET", "/api/v1/cases", (200, f"[{CASE_JSON}]", {"X-Next-Cursor": "same"}))
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST) as client:
+        with pytest.raises(ApiError, match="repeated a page cursor"):
+            await client.list_cases()
+    assert script.count("GET", "/api/v1/cases") == 2
+
+
+PROXY_PAGE = (200, "<html><body>502 Bad Gateway</body></html>", {})
+
+
+async def test_an_unreadable_2xx_to_a_read_is_asked_for_again(script: Script) -> None:
+    script.on("GET", "/api/v1/users/current", PROXY_PAGE, (200, USER_JSON, {}))
+    script.on("PUT", "/api/v1/cases/7/mark_upload_finished", PROXY_PAGE, (200, CASE_JSON, {}))
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST) as client:
+        assert (await client.current_user()).login == "johndoe82"
+        assert (await client.mark_upload_finished(7)).id == 7
+    assert script.count("GET", "/api/v1/users/current") == 2
+    assert script.count("PUT", "/api/v1/cases/7/mark_upload_finished") == 2
+
+
+async def test_unreadable_answers_to_a_read_give_up_after_bounded_attempts(
+    script: Script,
+) -> None:
+    script.on("POST", "/direct_s3_uploads", PROXY_PAGE)
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.presign(["ab" * 32])
+    assert "unexpected answer" in str(caught.value) and "502 Bad Gateway" in str(caught.value)
+    assert f"gave up after {FAST.attempts} unreadable answers" in str(caught.value)
+    assert script.count("POST", "/direct_s3_uploads") == FAST.attempts
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1", "NaN", "2.5", "true"])
+async def test_absurd_quota_numbers_are_a_clear_error(script: Script, number: str) -> None:
+    body = USER_JSON.replace('"draft_case_count": 3', f'"draft_case_count": {number}')
+    script.on("GET", "/api/v1/users/current", (200, body, {}))
+    async with RadiopaediaClient(script.url, static(script.url), retry=FAST) as client:
+        with pytest.raises(ApiError, match=r"quotas.draft_case_count is not a plausible count"):
+            await client.current_user()

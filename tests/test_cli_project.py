@@ -115,6 +115,20 @@ def test_plan_refuses_plain_http_to_a_remote_host(tmp_path: Path) -> None:
     assert "plain http" in result.stderr
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize(
+    "url", ["https://user:PASSWORD@radiopaedia.org", "https://radiopaedia.org?a=b", "http://[::1"]
+)
+def test_plan_refuses_an_api_url_with_credentials_query_or_bad_syntax(
+    tmp_path: Path, url: str, fmt: str
+) -> None:
+    simple_repo(tmp_path)
+    result = casesync("plan", "--format", fmt, "--api-url", url, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "API URL" in result.stderr and "Traceback" not in result.stderr
+    assert "PASSWORD" not in result.stderr
+
+
 @pytest.mark.parametrize("name", ["case", "project", "lock"])
 def test_schema_prints_each_shipped_schema(tmp_path: Path, name: str) -> None:
     result = casesync("schema", name, cwd=tmp_path)

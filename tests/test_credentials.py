@@ -21,6 +21,7 @@ import casesync.api.credentials
 from casesync.api.client import RadiopaediaClient
 from casesync.api.credentials import (
     Credentials,
+    TokenProvider,
     credentials_path,
     describe_user,
     login,
@@ -335,3 +336,44 @@ def test_cli_login_asks_for_a_hidden_secret(
     assert result.exit_code == 0, result.output
     assert "Client secret:" in result.output and DEMO_CLIENT.client_secret not in result.output
     assert read_credentials(path) is not None
+
+
+# --- short lifetimes and absurd numbers ---
+
+
+async def test_a_short_lived_token_is_refreshed_at_a_third_of_its_lifetime(
+    emulator_factory: Any,
+) -> None:
+    emulator = await emulator_factory(token_ttl=120)
+    pair = emulator.issue_tokens()
+    now = [time.time()]
+    tokens = TokenProvider(
+        emulator.base_url,
+        pair["access_token"],
+        source="the test",
+        expires_at=now[0] + 120,
+        client=DEMO_CLIENT,
+        refresh_token=pair["refresh_token"],
+        clock=lambda: now[0],
+    )
+    async with RadiopaediaClient(emulator.base_url, tokens) as client:
+        for _ in range(24):
+            await client.current_user()
+        assert emulator.snapshot()["requests"]["POST /oauth/token"] == 1  # lifetime unknown
+        assert tokens.margin == 40  # learned from the answer: 120 s / 3
+        now[0] += 70  # 50 s left of the new token: more than a third
+        await client.current_user()
+        assert emulator.snapshot()["requests"]["POST /oauth/token"] == 1
+        now[0] += 20  # 30 s left
+        await client.current_user()
+    assert emulator.snapshot()["requests"]["POST /oauth/token"] == 2
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1", "NaN", "1.5", '"soon"', "true"])
+def test_an_absurd_expires_at_in_the_file_is_a_clear_error(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "credentials.json"
+    fields = {k: "x" for k in KEYS - {"expires_at"}}
+    path.write_text(json.dumps(fields)[:-1] + f', "expires_at": {value}}}')
+    path.chmod(0o600)
+    with pytest.raises(AuthError, match="expires_at is not unix seconds"):
+        read_credentials(path)

@@ -79,8 +79,10 @@ def start_apply(
     )
 
 
-def apply(root: Path, emulator: EmulatorThread, *args: str) -> subprocess.CompletedProcess[str]:
-    return cli(root, emulator, "apply", "--yes", *args)
+def apply(
+    root: Path, emulator: EmulatorThread, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return cli(root, emulator, "apply", "--yes", *args, **(env or {}))
 
 
 def mutating(state: dict[str, Any]) -> dict[str, int]:
@@ -112,9 +114,11 @@ def settle_unknowns(root: Path, emulator: EmulatorThread, via_cli: bool = True) 
     return len(answers)
 
 
-def apply_until_done(root: Path, emulator: EmulatorThread, rounds: int = 12) -> None:
+def apply_until_done(
+    root: Path, emulator: EmulatorThread, rounds: int = 12, env: dict[str, str] | None = None
+) -> None:
     for _ in range(rounds):
-        result = apply(root, emulator)
+        result = apply(root, emulator, env=env)
         if result.returncode == 0:
             return
         assert result.returncode == 4, result.stdout + result.stderr

@@ -55,29 +55,39 @@ def test_a_fixed_point_of_the_policy_is_accepted() -> None:
     [
         ({"SOPInstanceUID": UID_PREFIX + "1.2"}, "00080018"),  # rejected even when prefixed
         ({"StudyInstanceUID": "1.2.840.1234.5"}, "0020000D"),  # not in the Radiopaedia namespace
-        ({"StudyDate": "20200101"}, "00080020"),  # blank_or_fixed with a real date
+        ({"StudyDate": "20200101"}, "00080020"),  # replaced with an empty value
+        ({"StudyDate": "19700101"}, "00080020"),  # the catch-all's date, but not StudyDate's
         ({"StudyTime": "101500"}, "00080030"),
+        ({"SeriesDate": "20200101"}, "00080021"),  # replaced with 19700101
+        ({"ContentTime": ""}, "00080033"),  # empty, but the anonymiser writes 0000
+        ({"Manufacturer": "REMOVED"}, "00080070"),  # CT's override: emptied, not REMOVED
         ({"PatientName": "Doe^John"}, "00100010"),
+        ({"PatientName": ""}, "00100010"),  # removed: present and empty is still a change
         ({"PatientAge": "034Y"}, "00101010"),
         ({"RecognizableVisualFeatures": "YES"}, "00280302"),
         ({"PatientIdentityRemoved": "NO"}, "00120062"),
+        ({"PatientIdentityRemoved": None}, "00120062"),  # the anonymiser stamps it
+        ({"DeidentificationMethod": "casesync"}, "00120063"),  # not the anonymiser's stamp
         ({"InstitutionName": "General Hospital"}, "00080080"),
+        ({"InstitutionName": ""}, "00080080"),
+        ({"FrameOfReferenceUID": ""}, "00200052"),  # an empty UID is hashed into a new one
+        ({"SliceLocation": "-123.45678901234567"}, "00201041"),  # clipped to 16 characters
     ],
 )
-def test_each_kind_of_violation_names_its_tag(changes: dict[str, str], key: str) -> None:
+def test_each_kind_of_violation_names_its_tag(changes: dict[str, str | None], key: str) -> None:
     assert rejected_key(compliant_dicom(**changes)) == key
 
 
 @pytest.mark.parametrize(
     "changes",
     [
-        {"StudyDate": "19700101"},  # the policy's own fixed date
-        {"StudyTime": "0000"},
-        {"InstitutionName": ""},  # present but empty is tolerated
-        {"PatientName": ""},
+        {"SeriesDate": "19700101", "ContentTime": "0000"},  # the policy's own values
+        {"StudyDate": "", "PatientID": None},  # emptied or absent
+        {"ManufacturerModelName": "REMOVED"},
+        {"Manufacturer": ""},  # CT's override
+        {"FrameOfReferenceUID": UID_PREFIX + "7.7"},
         {"SeriesDescription": "Axial C+ portal venous"},  # kept
-        {"DeidentificationMethod": "casesync"},  # written by the anonymiser itself
-        {"PatientIdentityRemoved": None},
+        {"SliceLocation": "-123.4567890123"},
     ],
 )
 def test_values_the_policy_leaves_alone_are_accepted(changes: dict[str, str | None]) -> None:
@@ -112,3 +122,21 @@ def test_images_are_not_checked_and_broken_dicom_is_refused() -> None:
     for cut in (200, 1000, len(complete) - 100):  # in the meta group, the dataset, the pixels
         message = first_violation(complete[:cut])
         assert message is not None and message.startswith("Validation failed: Uploaded data")
+
+
+def test_uncompressed_422_is_complete_at_two_samples_per_pixel() -> None:
+    source = dcmread(get_testdata_file("SC_ybr_full_422_uncompressed.dcm", download=False))
+    data = compliant_dicom()
+    dataset = dcmread(BytesIO(data))
+    for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored"):
+        setattr(dataset, keyword, source[keyword].value)
+    dataset.HighBit, dataset.PlanarConfiguration = source.HighBit, 0
+    dataset.PhotometricInterpretation = "YBR_FULL_422"
+    dataset.PixelData = source.PixelData
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert first_violation(out.getvalue()) is None
+    dataset.PixelData = source.PixelData[:-2]
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert first_violation(out.getvalue()) is not None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
+import pytest
 from emulator_helpers import Api, EmulatorFactory, api_for
+from typer.testing import CliRunner
 
+from casesync.cli.app import app
 from casesync.emulator import Emulator
 
 
@@ -115,3 +119,59 @@ async def test_latency_is_added_to_every_request(emulator_factory: EmulatorFacto
         started = time.monotonic()
         assert (await api.call("GET", "/api/v1/users/current")).status == 200
     assert time.monotonic() - started >= 0.15
+
+
+async def test_drop_after_create_makes_the_case_and_never_answers(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = await emulator_factory(drop_after_create=1.0, seed=5, draft_quota=None)
+    async with aiohttp.ClientSession() as session:
+        api = api_for(emulator, session)
+        assert (await api.call("GET", "/api/v1/users/current")).status == 200  # not a create
+        for n in range(3):
+            with pytest.raises(aiohttp.ClientError):
+                await api.call("POST", "/api/v1/cases", json={"title": f"c{n}", "system_id": 4})
+    state = emulator.snapshot()
+    assert [c["title"] for c in state["cases"]] == ["c0", "c1", "c2"]
+    assert [f["fault"] for f in state["faults"]] == ["drop-after-create"] * 3
+
+
+async def test_garbage_rate_sends_a_proxy_page_with_the_2xx(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = await emulator_factory(garbage_rate=1.0, seed=5)
+    async with aiohttp.ClientSession() as session:
+        api = api_for(emulator, session)
+        user = await api.call("GET", "/api/v1/users/current")
+        created = await api.call("POST", "/api/v1/cases", json={"title": "c", "system_id": 4})
+        refused = await api.call("POST", "/api/v1/cases", json={"title": ""})
+    assert (user.status, created.status) == (200, 200)
+    assert user.text.startswith("<html>") and created.text.startswith("<html>")
+    assert refused.status == 422 and "blank" in refused.text  # errors are left alone
+    assert len(emulator.snapshot()["cases"]) == 1  # the server did act
+    assert [f["fault"] for f in emulator.snapshot()["faults"]] == ["garbage", "garbage"]
+
+
+async def test_stall_starts_an_answer_that_never_ends(emulator_factory: EmulatorFactory) -> None:
+    emulator = await emulator_factory(stall_rate=1.0, seed=5)
+    timeout = aiohttp.ClientTimeout(sock_read=0.2)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        api = api_for(emulator, session)
+        with pytest.raises(asyncio.TimeoutError):
+            await api.call("GET", "/api/v1/users/current")
+    assert [f["fault"] for f in emulator.snapshot()["faults"]] == ["stall"]
+
+
+async def test_the_new_faults_follow_the_seed(emulator_factory: EmulatorFactory) -> None:
+    knobs = {"drop_after_create": 0.3, "garbage_rate": 0.3, "draft_quota": None}
+    first = await emulator_factory(seed=11, **knobs)
+    second = await emulator_factory(seed=11, **knobs)
+    assert await outcomes(first, 40) == await outcomes(second, 40)
+    assert fault_log(first) == fault_log(second)
+    assert {"garbage", "drop-after-create"} <= {f for _, _, f in fault_log(first)}
+
+
+@pytest.mark.parametrize("flag", ["--drop-after-create", "--garbage-rate", "--stall"])
+def test_the_new_fault_flags_are_rates(flag: str) -> None:
+    result = CliRunner().invoke(app, ["emulator", "--port", "0", flag, "1.5"])
+    assert result.exit_code == 2 and "must be between 0 and 1" in result.output

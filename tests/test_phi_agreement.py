@@ -1,7 +1,7 @@
 """The gate and the emulator's server-side check, run over one corpus, must agree.
 
-The emulator's check (casesync/emulator/anonymiser_check.py) was written separately from
-phi-rules.md; where the gate is deliberately stricter than the server, the rule is listed in
+The emulator's check (casesync/emulator/anonymiser_check.py) asks the same policy module as
+the gate; the gate adds the identity rules of phi-rules.md around it. Where the gate is deliberately stricter than the server, the rule is listed in
 GATE_STRICTER with the reason, and nothing else may differ.
 """
 
@@ -22,8 +22,6 @@ GATE_STRICTER = {
     "private-meta": "as meta-uid: the server never reads the file meta group",
     "burned-in-annotation": "the server's documented refusals do not include it; we ask for "
     "'burned_in_annotation: reviewed' because the header cannot see burned-in names",
-    "identity-not-removed": "the server only refuses PatientIdentityRemoved = NO (it adds YES "
-    "itself); we require YES so that un-anonymised files never reach upload",
     "unsupported-object": "the server only checks files with a DICM marker, and some non-image "
     "objects have no offending top-level element; we never upload them",
 }

@@ -8,12 +8,23 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from phifactory import KEY, bundled, jpeg_with_exif_artist, png_with_text, pydicom_data_dir
+from phifactory import (
+    KEY,
+    OPTIONS,
+    SECONDARY_CAPTURE,
+    bundled,
+    jpeg_with_exif_artist,
+    png_with_text,
+    pydicom_data_dir,
+    write,
+)
+from policyref import would_change
 from pydicom.encaps import generate_frames
 
 from casesync.__main__ import main
+from casesync.emulator.anonymiser_check import first_violation
 from casesync.errors import Refused
-from casesync.phi.anonymise import anonymise_tree, load_or_create_key
+from casesync.phi.anonymise import anonymise_dataset, anonymise_tree, load_or_create_key
 from casesync.phi.gate import check_file, check_files
 from casesync.phi.images import png_chunks
 from casesync.phi.policy import UID_PREFIX, load_policy
@@ -61,7 +72,7 @@ def test_uids_are_keyed_consistent_and_sop_instance_only_in_meta(
             assert after[keyword].value.startswith(UID_PREFIX)
             mapping.setdefault(before[keyword].value, set()).add(after[keyword].value)
         assert after.PatientIdentityRemoved == "YES"
-        assert after.DeidentificationMethod == f"casesync; policy {load_policy().version}"
+        assert after.DeidentificationMethod == load_policy().stamped[0x00120063]
     assert len(mapping) > 5 and all(len(new) == 1 for new in mapping.values())
     assert len({next(iter(new)) for new in mapping.values()}) == len(mapping)
 
@@ -203,3 +214,24 @@ def test_check_phi_on_a_case_folder_skips_manifests_but_not_dicom_named_files(
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
     assert [p.name for p in expand_paths([tmp_path])] == ["IM0001", "broken.dcm", "photo.jpg"]
     assert [p.name for p in expand_paths([tmp_path / "case.yaml"])] == ["case.yaml"]
+
+
+@pytest.mark.parametrize(
+    "sop_class", [*load_policy().overrides, SECONDARY_CAPTURE, "1.2.840.10008.5.1.4.1.1.4.1"]
+)
+def test_output_is_a_fixed_point_for_every_class_in_the_policy(
+    sop_class: str, tmp_path: Path
+) -> None:
+    """Every class with overrides (and the catch-all), from a CT full of values the policy hits."""
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.Manufacturer, ds.ManufacturerModelName, ds.SoftwareVersions = "GE", "LightSpeed", "1.0"
+    ds.ImageType, ds.ActualFrameDuration = ["ORIGINAL", "PRIMARY", "AXIAL"], "100"
+    ds.SeriesDate, ds.SeriesTime, ds.FrameOfReferenceUID = "20200101", "101500", ""
+    ds.SliceLocation = "-123.45678901234567"
+    anonymise_dataset(ds, OPTIONS)
+    path = write(ds, tmp_path / "out.dcm")
+    assert check_file(path).passed
+    assert first_violation(path.read_bytes()) is None
+    assert would_change(pydicom.dcmread(path)) == []
+    assert str(pydicom.dcmread(path).SliceLocation) == "-123.45678901234"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from phifactory import (
+    OPTIONS,
     SECONDARY_CAPTURE,
     bundled,
     bundled_files,
@@ -15,12 +16,19 @@ from phifactory import (
     png_with_text,
     write,
 )
+from policyref import would_change
+from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from casesync.emulator.anonymiser_check import first_violation
 from casesync.phi import gate
+from casesync.phi.anonymise import anonymise_dataset, anonymise_tree
 from casesync.phi.gate import PhiCache, check_file, check_files, summarize
+from casesync.phi.policy import load_policy
 from casesync.phi.report import render_json, render_text
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 def errors(path: Path, **kwargs: bool) -> set[tuple[str, str | None]]:
@@ -179,12 +187,13 @@ def test_identity_flags(clean: Dataset, tmp_path: Path) -> None:
     assert {"identity-not-removed", "recognizable-features"} <= found
 
 
-def test_blank_or_fixed_accepts_the_policys_fixed_values(clean: Dataset, tmp_path: Path) -> None:
-    clean.StudyDate, clean.StudyTime = "19700101", "0000"
+def test_replace_accepts_exactly_the_policys_values(clean: Dataset, tmp_path: Path) -> None:
+    clean.SeriesDate, clean.ContentTime, clean.StudyDate = "19700101", "0000", ""
     assert errors(write(clean, tmp_path / "a.dcm")) == set()
-    clean.StudyDate = "20240115"
+    clean.SeriesDate, clean.StudyDate = "20240115", "19700101"
     assert errors(write(clean, tmp_path / "b.dcm")) == {
-        ("not-fixed-point", "StudyDate (0008,0020)")
+        ("not-fixed-point", "SeriesDate (0008,0021)"),
+        ("not-fixed-point", "StudyDate (0008,0020)"),
     }
 
 
@@ -258,3 +267,105 @@ def test_summaries_and_rendering_count_files_and_hide_values(tmp_path: Path) -> 
     assert "[person-name] PatientName (0010,0010): 2 file(s), e.g. MR_small.dcm" in text
     name = str(pydicom.dcmread(paths[0]).PatientName)
     assert name not in text and name not in render_json(reports)
+
+
+# --- false negatives the format-1 gate had: each fails the gate and the server's check ---
+
+
+def clean_jpeg2000() -> Dataset:
+    ds = pydicom.dcmread(bundled("JPEG2000.dcm"))
+    anonymise_dataset(ds, OPTIONS)
+    return ds
+
+
+def signature_with_a_name(ds: Dataset) -> None:
+    item = Dataset()
+    item.add_new(0x00100010, "PN", "Doe^Jane")
+    ds.add_new(0xFFFAFFFA, "SQ", Sequence([item]))  # DigitalSignaturesSequence, after pixels
+
+
+def private_after_pixels(ds: Dataset) -> None:
+    ds.private_block(0x7FE1, "ACME", create=True).add_new(0x01, "LO", "Doe^John")
+
+
+def removed_tag(vr: str) -> int:
+    """A public tag of this VR that the policy does not list (so it removes it)."""
+    listed = load_policy().catch_all
+    return next(
+        tag
+        for tag, entry in sorted(DicomDictionary.items())
+        if entry[0] == vr and tag not in listed and 0x0008 <= tag >> 16 < 0x7FE0
+    )
+
+
+FALSE_NEGATIVES = {
+    "private-after-pixels": private_after_pixels,
+    "signature-after-pixels": signature_with_a_name,
+    "us-zero": lambda ds: ds.add_new(removed_tag("US"), "US", 0),
+    "fd-zero": lambda ds: ds.add_new(removed_tag("FD"), "FD", 0.0),
+    "ss-0x2020": lambda ds: ds.add_new(removed_tag("SS"), "SS", 0x2020),
+    "ul-92": lambda ds: ds.add_new(removed_tag("UL"), "UL", 92),
+    "pn-carets": lambda ds: ds.add_new(0x00080090, "PN", "^^^^"),  # ReferringPhysicianName
+    "patient-name-carets": lambda ds: ds.add_new(0x00100010, "PN", "^^^^"),
+    "empty-frame-of-reference": lambda ds: setattr(ds, "FrameOfReferenceUID", ""),
+    "series-date-empty": lambda ds: setattr(ds, "SeriesDate", ""),
+    "stamp-other": lambda ds: setattr(ds, "DeidentificationMethod", "casesync"),
+    "deflated": lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", DEFLATED),
+}
+
+
+@pytest.mark.parametrize("base", ["ct", "jpeg2000"])
+@pytest.mark.parametrize("name", FALSE_NEGATIVES)
+def test_each_false_negative_fails_gate_and_server(base: str, name: str, tmp_path: Path) -> None:
+    ds = clean_ct() if base == "ct" else clean_jpeg2000()
+    assert check_file(write(ds, tmp_path / "clean.dcm")).passed
+    FALSE_NEGATIVES[name](ds)
+    path = write(ds, tmp_path / f"{name}.dcm")
+    assert not check_file(path).passed
+    assert first_violation(path.read_bytes()) is not None
+    assert would_change(pydicom.dcmread(path)) != []
+
+
+def test_deflated_input_is_named_and_anonymise_inflates_it(clean: Dataset, tmp_path: Path) -> None:
+    clean.file_meta.TransferSyntaxUID = DEFLATED
+    (tmp_path / "src").mkdir()
+    path = write(clean, tmp_path / "src" / "deflated.dcm")
+    [finding] = [f for f in check_file(path).findings if f.severity == "error"]
+    assert finding.tag == "TransferSyntaxUID (0002,0010)"
+    assert "the server cannot read deflated DICOM" in finding.reason
+    out = tmp_path / "out"
+    anonymise_tree(path, out, OPTIONS.key)
+    assert check_file(out / "deflated.dcm").passed
+    inflated = pydicom.dcmread(out / "deflated.dcm")
+    assert inflated.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert inflated.PixelData == clean.PixelData
+
+
+def test_elements_after_pixel_data_are_read_and_named(tmp_path: Path) -> None:
+    for ds in (clean_ct(), clean_jpeg2000()):
+        signature_with_a_name(ds)
+        found = errors(write(ds, tmp_path / "signed.dcm"))
+        assert ("person-name", "PatientName (0010,0010)") in found
+        assert ("not-fixed-point", "DigitalSignaturesSequence (FFFA,FFFA)") in found
+
+
+def test_values_the_anonymiser_writes_itself_pass(clean: Dataset, tmp_path: Path) -> None:
+    clean.SOPClassUID = SECONDARY_CAPTURE  # the catch-all alone
+    clean.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    clean.Manufacturer = clean.ManufacturerModelName = "REMOVED"
+    clean.SeriesDate, clean.SeriesTime = "19700101", "0000"
+    assert errors(write(clean, tmp_path / "sc.dcm")) == set()
+
+
+def test_a_syntax_the_servers_parser_cannot_read_fails_and_is_not_anonymised(
+    tmp_path: Path,
+) -> None:
+    ds = clean_jpeg2000()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.201"  # HTJ2K: not in its parser
+    (tmp_path / "src").mkdir()
+    path = write(ds, tmp_path / "src" / "htj2k.dcm")
+    assert errors(path) == {("transfer-syntax", "TransferSyntaxUID (0002,0010)")}
+    assert first_violation(path.read_bytes()) is not None
+    report = anonymise_tree(tmp_path / "src", tmp_path / "out", OPTIONS.key)
+    assert report.written == 0
+    assert "the server cannot read transfer syntax" in report.skipped[0].reason

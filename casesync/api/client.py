@@ -9,18 +9,16 @@ a dropped connection or a 5xx those raise ``OutcomeUnknown`` instead of trying a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
-import aiofiles
 import aiohttp
 
 from casesync.api import wire
@@ -35,15 +33,28 @@ from casesync.api.models import (
     User,
 )
 from casesync.api.pacer import NOT_PROCESSED, SERVER_ERRORS, Pacer, RetryPolicy, retry_after_seconds
+from casesync.api.transport import (
+    REDACTED,
+    Reply,
+    SendFailed,
+    Stalled,
+    UrlRefused,
+    Watchdog,
+    check_upload_url,
+    file_chunks,
+    redact_url,
+    scrub,
+    throttled,
+    trim,
+)
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
-from casesync.settings import check_api_url
+from casesync.settings import Timeouts, check_api_url
 
 log = logging.getLogger("casesync.api")
 
-CHUNK = 256 * 1024  # bytes read from disk per step of an upload
-BODY_SHOWN = 500  # characters of a response body kept in an error message
 PRESIGN_BATCH = 500  # hashes per direct_s3_uploads call
-REDACTED = "[redacted]"
+MAX_PAGES = 1000  # listing pages followed at most (100,000 cases)
+URL_REFRESHES = 3  # fresh presigned URLs asked for one file after S3 refused the last one
 _T = TypeVar("_T")
 
 
@@ -52,51 +63,6 @@ class TokenSource(Protocol):
 
     async def token(self) -> str: ...
     async def refresh(self, rejected_token: str) -> str: ...
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    text: str
-    headers: Mapping[str, str]
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-class _SendFailed(Exception):
-    """No answer: the connection failed or timed out. ``maybe_sent``: the server may have it."""
-
-    def __init__(self, reason: str, maybe_sent: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.maybe_sent = maybe_sent
-
-
-class _UrlRefused(Exception):
-    """S3 answered 403: the presigned URL expired (or its signature no longer holds)."""
-
-
-def redact_url(url: str) -> str:
-    """A presigned URL without its query string, which holds the signature."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?" + REDACTED if parts.query else "")
-
-
-def trim(text: str, limit: int = BODY_SHOWN) -> str:
-    flat = " ".join(text.split())
-    if not flat:
-        return "(empty body)"
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-async def _file_chunks(path: Path, count: Callable[[int], None]) -> AsyncIterator[bytes]:
-    """The file in CHUNK-sized pieces, so memory stays flat whatever its size."""
-    async with aiofiles.open(path, "rb") as handle:
-        while chunk := await handle.read(CHUNK):
-            count(len(chunk))
-            yield chunk
 
 
 class RadiopaediaClient:
@@ -109,32 +75,36 @@ class RadiopaediaClient:
         *,
         api_concurrency: int = 4,
         upload_concurrency: int = 8,
-        connect_timeout: float = 10.0,
-        request_timeout: float = 60.0,
-        upload_read_timeout: float = 120.0,
+        timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         presign_batch: int = PRESIGN_BATCH,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         self.api_url = check_api_url(api_url)
         self.tokens = tokens
-        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy(deadline=self.timeouts.deadline)
         self.pacer = pacer or Pacer()
         self.presign_batch = presign_batch
+        self.max_pages = max_pages
         self._pool_size = api_concurrency + upload_concurrency
         self._api_slots = asyncio.Semaphore(api_concurrency)
         self._upload_slots = asyncio.Semaphore(upload_concurrency)
-        self._api_timeout = aiohttp.ClientTimeout(total=request_timeout, connect=connect_timeout)
-        self._upload_timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_read=upload_read_timeout
-        )
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RadiopaediaClient:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._pool_size), timeout=self._api_timeout
+            connector=aiohttp.TCPConnector(limit=self._pool_size), timeout=self._timeout(None)
         )
         return self
+
+    def _timeout(self, remaining: float | None) -> aiohttp.ClientTimeout:
+        """An API attempt: the whole answer (connecting included) within the read timeout,
+        and never past the call's deadline."""
+        read = self.timeouts.read if remaining is None else min(self.timeouts.read, remaining)
+        read = max(0.001, read)
+        return aiohttp.ClientTimeout(total=read, sock_connect=min(self.timeouts.connect, read))
 
     async def __aexit__(
         self,
@@ -149,29 +119,38 @@ class RadiopaediaClient:
     # --- endpoints ---
 
     async def current_user(self) -> User:
-        reply = await self._api("GET", wire.CURRENT_USER, idempotent=True)
-        return self._parse("GET", wire.CURRENT_USER, reply, wire.parse_user)
+        user, _ = await self._fetch("GET", wire.CURRENT_USER, _plain(wire.parse_user))
+        return user
 
     async def list_cases(self) -> list[RemoteCase]:
-        """Every case of the caller, following ``X-Next-Cursor`` page by page."""
+        """Every case of the caller, following ``X-Next-Cursor``; stops at a repeated cursor
+        or after ``max_pages`` pages, so a server that pages forever cannot hang a run."""
         cases: list[RemoteCase] = []
         cursor = ""
         seen: set[str] = set()
-        while True:
+        for _ in range(self.max_pages):
             params = {"per_page": str(wire.PER_PAGE)} | ({"cursor": cursor} if cursor else {})
-            reply = await self._api("GET", wire.CASES, idempotent=True, params=params)
-            cases += self._parse("GET", wire.CASES, reply, wire.parse_cases)
+            parse = _plain(wire.parse_cases)
+            page, reply = await self._fetch("GET", wire.CASES, parse, params=params)
+            cases += page
             cursor = reply.headers.get(wire.NEXT_CURSOR, "").strip()
             if not cursor:
                 return cases
             if cursor in seen:
-                raise ApiError(
-                    f"GET {wire.CASES}: the server repeated a page cursor",
-                    method="GET",
-                    path=wire.CASES,
-                    status=reply.status,
-                )
+                raise self._listing_error("the server repeated a page cursor", reply)
             seen.add(cursor)
+        raise self._listing_error(
+            f"still more pages after {self.max_pages} pages ({len(cases)} cases)", reply
+        )
+
+    def _listing_error(self, what: str, reply: Reply) -> ApiError:
+        return ApiError(
+            f"GET {wire.CASES}: {what}; stopped reading the case listing",
+            method="GET",
+            path=wire.CASES,
+            status=reply.status,
+            hint="the server's paging looks broken; try again later",
+        )
 
     async def create_case(self, fields: CaseFields) -> RemoteCase:
         body = wire.case_body(fields)
@@ -189,10 +168,9 @@ class RadiopaediaClient:
         for start in range(0, len(sha256s), self.presign_batch):
             batch = list(sha256s[start : start + self.presign_batch])
             body = wire.presign_body(batch)
-            reply = await self._api("POST", wire.PRESIGN, idempotent=True, json_body=body)
-            slots += self._parse(
-                "POST", wire.PRESIGN, reply, partial(wire.parse_slots, sha256s=batch)
-            )
+            parse = _plain(partial(wire.parse_slots, sha256s=batch))
+            part, _ = await self._fetch("POST", wire.PRESIGN, parse, json_body=body)
+            slots += part
         return slots
 
     async def upload(
@@ -202,22 +180,32 @@ class RadiopaediaClient:
         content_type: str,
         progress: Callable[[int], None] | None = None,
     ) -> UploadSlot:
-        """PUT the file to its presigned URL; on a 403 get a fresh URL and try once more.
+        """PUT the file to its presigned URL; on a 403 get a fresh URL (a few times).
 
         Returns the slot whose ``upload_id`` is the one to attach: the fresh one if the first
         URL was refused. ``progress`` gets byte counts (negative when a retry starts over).
+        Only https URLs are used (http only on loopback): file bytes never travel in clear.
         """
-        if slot.url is None:
-            return slot
-        try:
-            await self._put(path, slot.url, content_type, progress, last_chance=False)
-            return slot
-        except _UrlRefused:
-            log.debug("presigned URL refused for %s; asking for a fresh one", slot.sha256)
-        (fresh,) = await self.presign([slot.sha256])
-        if fresh.url is not None:
-            await self._put(path, fresh.url, content_type, progress, last_chance=True)
-        return fresh
+        current = slot
+        for refresh in range(URL_REFRESHES + 1):
+            if current.url is None:
+                return current
+            check_upload_url(current.url)
+            try:
+                last = refresh == URL_REFRESHES
+                await self._put(
+                    path,
+                    current.url,
+                    content_type,
+                    progress,
+                    last_chance=last,
+                    fresh=current != slot,
+                )
+                return current
+            except UrlRefused:
+                log.debug("presigned URL refused for %s; asking for a fresh one", slot.sha256)
+            (current,) = await self.presign([slot.sha256])
+        raise AssertionError("unreachable: the last chance raises")
 
     async def create_series(
         self, case_id: int, study_id: int, fields: SeriesFields, upload_ids: Sequence[int]
@@ -230,14 +218,14 @@ class RadiopaediaClient:
 
     async def job_status(self, case_id: int, study_id: int, job_id: str) -> JobStatus:
         path = wire.job_path(case_id, study_id, job_id)
-        reply = await self._api("GET", path, idempotent=True)
-        return self._parse("GET", path, reply, partial(wire.parse_job, reply.status, job_id=job_id))
+        job, _ = await self._fetch("GET", path, partial(wire.parse_job, job_id=job_id))
+        return job
 
     async def mark_upload_finished(self, case_id: int) -> RemoteCase:
         """Idempotent in effect (it sets a state), so it is retried like a GET."""
         path = wire.mark_finished_path(case_id)
-        reply = await self._api("PUT", path, idempotent=True)
-        return self._parse("PUT", path, reply, wire.parse_case)
+        case, _ = await self._fetch("PUT", path, _plain(wire.parse_case))
+        return case
 
     # --- transport ---
 
@@ -246,6 +234,32 @@ class RadiopaediaClient:
         if self._session is None:
             raise RuntimeError("use RadiopaediaClient as 'async with RadiopaediaClient(...)'")
         return self._session
+
+    async def _fetch(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[int, Any], _T],
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[_T, Reply]:
+        """An idempotent call whose answer must be readable: a 2xx that is not the JSON
+        protocol.md describes (a proxy's HTML page) is asked for again, a bounded number of
+        times."""
+        for attempt in range(1, self.retry.attempts + 1):
+            reply = await self._api(
+                method, path, idempotent=True, json_body=json_body, params=params
+            )
+            try:
+                return self._parse(method, path, reply, partial(parse, reply.status)), reply
+            except ApiError as exc:
+                if attempt == self.retry.attempts:
+                    exc.hint = f"gave up after {attempt} unreadable answers"
+                    raise
+                log.debug("%s %s: unreadable answer; asking again", method, path)
+                await self.pacer.sleep(self.retry.backoff(attempt))
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def _api(
         self,
@@ -261,17 +275,22 @@ class RadiopaediaClient:
         while True:
             token = await self.tokens.token()
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            send = partial(
-                self._send,
-                method,
-                self.api_url + path,
-                path,
-                slots=self._api_slots,
-                secret=token,
-                headers=headers,
-                json=json_body,
-                params=params,
-            )
+
+            async def send(
+                remaining: float, token: str = token, headers: dict[str, str] = headers
+            ) -> Reply:
+                return await self._send(
+                    method,
+                    self.api_url + path,
+                    path,
+                    slots=self._api_slots,
+                    secret=token,
+                    headers=headers,
+                    json=json_body,
+                    params=params,
+                    timeout=self._timeout(remaining),
+                )
+
             reply = await self._retrying(method, path, send, idempotent=idempotent)
             if reply.ok:
                 return reply
@@ -289,17 +308,12 @@ class RadiopaediaClient:
         progress: Callable[[int], None] | None,
         *,
         last_chance: bool,
+        fresh: bool = False,
     ) -> None:
         """Stream one file to S3: Content-Type and Content-Length, never Authorization."""
         shown = redact_url(url)
         size = path.stat().st_size
         sent = 0
-
-        def count(n: int) -> None:
-            nonlocal sent
-            sent += n
-            if progress is not None:
-                progress(n)
 
         def rewind() -> None:
             nonlocal sent
@@ -307,45 +321,63 @@ class RadiopaediaClient:
                 progress(-sent)
             sent = 0
 
-        async def send() -> Reply:
+        async def send(remaining: float) -> Reply:
+            watchdog = Watchdog(self.timeouts.stall)
+
+            def count(n: int) -> None:
+                nonlocal sent
+                sent += n
+                watchdog.progressed()
+                if progress is not None:
+                    progress(n)
+
             headers = {"Content-Type": content_type, "Content-Length": str(size)}
             return await self._send(
                 "PUT",
                 url,
                 shown,
-                slots=self._upload_slots,
+                slots=None if fresh else self._upload_slots,
                 secret=None,
+                watchdog=watchdog,
                 headers=headers,
-                data=_file_chunks(path, count),
-                timeout=self._upload_timeout,
+                data=file_chunks(path, count),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
             )
 
-        reply = await self._retrying("PUT", shown, send, idempotent=True, rewind=rewind)
+        try:
+            reply = await self._retrying("PUT", shown, send, idempotent=True, rewind=rewind)
+        except ApiError:
+            rewind()  # the progress shown must not count bytes that never arrived
+            raise
         if reply.ok:
             return
         rewind()
         if reply.status == 403 and not last_chance:
-            raise _UrlRefused()
+            raise UrlRefused()
         raise self._failure("PUT", shown, reply, idempotent=True)
 
     async def _retrying(
         self,
         method: str,
         shown: str,
-        send: Callable[[], Awaitable[Reply]],
+        send: Callable[[float], Awaitable[Reply]],
         *,
         idempotent: bool,
         rewind: Callable[[], None] | None = None,
     ) -> Reply:
-        """Send until an answer that is not worth retrying, within attempts and deadline."""
-        started = time.monotonic()
-        attempt = 0
+        """Send until an answer not worth retrying, within ``attempts`` failures and the deadline.
+
+        A throttle (429, or 503 with Retry-After) goes to the pacer, which spaces every
+        worker's requests; it costs no attempt, only time.
+        """
+        clock = self.pacer.clock
+        started = clock()
+        failures = 0
         while True:
-            attempt += 1
             reply: Reply | None = None
             try:
-                reply = await send()
-            except _SendFailed as exc:
+                reply = await send(self.retry.deadline - (clock() - started))
+            except SendFailed as exc:
                 if exc.maybe_sent and not idempotent:
                     raise OutcomeUnknown(
                         f"{method} {shown}: {exc.reason}; the server may or may not have done it",
@@ -355,29 +387,29 @@ class RadiopaediaClient:
                     ) from None
                 reason = exc.reason
             else:
+                if not throttled(reply):
+                    self.pacer.accepted()
                 if not _worth_retrying(reply.status, idempotent):
-                    if reply.ok:
-                        self.pacer.succeeded()
                     return reply
                 reason = f"HTTP {reply.status}"
-            delay = self.retry.backoff(attempt)
-            throttled = reply is not None and reply.status in NOT_PROCESSED
-            if reply is not None and throttled:
-                delay = retry_after_seconds(reply.headers.get("Retry-After")) or delay
-            if attempt >= self.retry.attempts or (
-                time.monotonic() - started + delay > self.retry.deadline
-            ):
-                note = f"gave up after {attempt} attempts"
+            paced = reply is not None and throttled(reply)
+            if reply is not None and paced:
+                retry_after = retry_after_seconds(reply.headers.get("Retry-After"))
+                self.pacer.throttled(reply.started, retry_after)
+                delay = retry_after or 0.0
+            else:
+                failures += 1
+                delay = self.retry.backoff(failures)
+            if failures >= self.retry.attempts or clock() - started + delay > self.retry.deadline:
+                note = f"gave up after {failures} attempts, {clock() - started:.0f} s"
                 if reply is not None:
                     raise self._failure(method, shown, reply, idempotent=idempotent, note=note)
                 raise ApiError(f"{method} {shown}: {reason} ({note})", method=method, path=shown)
             log.debug("%s %s: %s; retrying in %.2f s", method, shown, reason, delay)
             if rewind is not None:
                 rewind()
-            if throttled:
-                self.pacer.throttle(delay)  # every worker waits, this one too (in _send)
-            else:
-                await asyncio.sleep(delay)
+            if not paced:
+                await self.pacer.sleep(delay)  # a throttle waits in the pacer instead
 
     async def _send(
         self,
@@ -385,30 +417,42 @@ class RadiopaediaClient:
         url: str,
         shown: str,
         *,
-        slots: asyncio.Semaphore,
+        slots: asyncio.Semaphore | None,
         secret: str | None,
+        watchdog: Watchdog | None = None,
         **kwargs: Any,
     ) -> Reply:
-        """One request; connection failures become ``_SendFailed``, never with the URL's query."""
-        await self.pacer.wait()
-        async with slots:
-            started = time.monotonic()
-            try:
+        """One request; no answer becomes ``SendFailed``, never with the URL's query."""
+        async with slots or contextlib.nullcontext():
+            started = await self.pacer.wait(urgent=slots is None)
+            began = time.monotonic()
+
+            async def exchange() -> Reply:
                 async with self.session.request(method, url, **kwargs) as response:
                     text = await response.text(errors="replace")
-                    reply = Reply(response.status, text, response.headers)
+                    return Reply(response.status, text, response.headers, started)
+
+            try:
+                if watchdog is None:
+                    reply = await exchange()
+                else:
+                    watchdog.progressed()  # waiting for a slot was not a stall
+                    reply = await watchdog.guard(exchange())
             except aiohttp.ClientConnectorError as exc:  # never reached the server
-                raise _SendFailed(_scrub(str(exc), url, shown, secret), maybe_sent=False) from None
+                raise SendFailed(scrub(str(exc), url, shown, secret), maybe_sent=False) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                reason = _scrub(str(exc), url, shown, secret) or type(exc).__name__
-                if isinstance(exc, asyncio.TimeoutError):
-                    reason = "timed out"
+                reason = scrub(str(exc), url, shown, secret) or type(exc).__name__
+                if isinstance(exc, Stalled):
+                    reason = f"no progress for {self.timeouts.stall:g} s (stall timeout)"
+                elif isinstance(exc, asyncio.TimeoutError):
+                    reason = f"no complete answer within {self.timeouts.read:g} s (read timeout)"
                 log.debug("%s %s -> %s", method, shown, reason)
-                raise _SendFailed(reason, maybe_sent=True) from None
-        elapsed = (time.monotonic() - started) * 1000
+                raise SendFailed(reason, maybe_sent=True) from None
+        elapsed = (time.monotonic() - began) * 1000
         log.debug("%s %s -> %d (%.0f ms)", method, shown, reply.status, elapsed)
         if secret:
-            reply = Reply(reply.status, reply.text.replace(secret, REDACTED), reply.headers)
+            text = reply.text.replace(secret, REDACTED)
+            reply = Reply(reply.status, text, reply.headers, started)
         return reply
 
     def _failure(
@@ -467,13 +511,13 @@ def _worth_retrying(status: int, idempotent: bool) -> bool:
     return status in NOT_PROCESSED or (idempotent and status in SERVER_ERRORS)
 
 
+def _plain(parse: Callable[[Any], _T]) -> Callable[[int, Any], _T]:
+    """A parser of the JSON alone, for answers whose status says nothing more."""
+    return lambda _status, data: parse(data)
+
+
 def _token_refused(path: str, reply: Reply) -> bool:
     """A 401 about the token, not image_preparation's empty 401 for an unknown case."""
     if not path.startswith("/image_preparation"):
         return True
     return "WWW-Authenticate" in reply.headers or bool(reply.text.strip())
-
-
-def _scrub(text: str, url: str, shown: str, secret: str | None) -> str:
-    text = text.replace(url, shown)
-    return text.replace(secret, REDACTED) if secret else text

@@ -21,9 +21,9 @@ from typing import Any
 from casesync.api import oauth
 from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
-from casesync.api.oauth import Client, TokenGrant, exchange_code, refresh_grant
+from casesync.api.oauth import Client, TokenGrant, UnusableGrant, exchange_code, refresh_grant
 from casesync.errors import ApiError, AuthError, ConfigError
-from casesync.settings import env_value
+from casesync.settings import Timeouts, env_value
 from casesync.sync.lockfile import atomic_write_text
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
@@ -32,6 +32,7 @@ CLIENT_SECRET_ENV = "CASESYNC_CLIENT_SECRET"
 REFRESH_ENV = "CASESYNC_REFRESH_TOKEN"
 CREDENTIALS_ENV = "CASESYNC_CREDENTIALS"
 REFRESH_MARGIN = 300  # seconds: refresh before the server would start refusing the token
+LATEST_EXPIRY = 2**40  # unix seconds (year 36812): a larger expires_at is not a real one
 LOGIN_AGAIN = "run 'casesync login' again"
 
 Notice = Callable[[str], None]
@@ -99,12 +100,13 @@ def read_credentials(path: Path) -> Credentials | None:
             f"{path} is not a casesync credentials file (expected keys {', '.join(fields)})",
             hint=LOGIN_AGAIN,
         )
-    try:
-        return Credentials(
-            **{k: str(data[k]) for k in fields[:-1]}, expires_at=int(data[fields[-1]])
-        )
-    except (TypeError, ValueError):
-        raise AuthError(f"{path}: expires_at is not unix seconds", hint=LOGIN_AGAIN) from None
+    expires_at = data[fields[-1]]
+    whole = isinstance(expires_at, int) or (
+        isinstance(expires_at, float) and expires_at.is_integer()
+    )
+    if isinstance(expires_at, bool) or not whole or not 0 <= expires_at <= LATEST_EXPIRY:
+        raise AuthError(f"{path}: expires_at is not unix seconds", hint=LOGIN_AGAIN)
+    return Credentials(**{k: str(data[k]) for k in fields[:-1]}, expires_at=int(expires_at))
 
 
 def write_credentials(path: Path, credentials: Credentials) -> None:
@@ -133,11 +135,15 @@ class TokenProvider:
         from_env: bool = False,
         notice: Notice = _stderr,
         clock: Callable[[], float] = time.time,
+        lifetime: float | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.api_url = api_url
         self.source = source  # where the credentials came from, for messages
+        self.timeouts = timeouts or Timeouts()
         self._access = access_token
         self._expires_at = expires_at
+        self._lifetime = lifetime  # seconds an access token lives, once an answer said
         self._client = client
         self._refresh_token = refresh_token
         self._store = store
@@ -150,10 +156,18 @@ class TokenProvider:
     def can_refresh(self) -> bool:
         return self._client is not None and self._refresh_token is not None
 
+    @property
+    def margin(self) -> float:
+        """Refresh when less than this is left: five minutes, or a third of a shorter lifetime
+        (a two-minute token would otherwise be refreshed before every call)."""
+        if self._lifetime is None:
+            return REFRESH_MARGIN
+        return min(REFRESH_MARGIN, self._lifetime / 3)
+
     async def token(self) -> str:
-        """The access token, refreshed first if it has under five minutes left."""
+        """The access token, refreshed first if little of its lifetime is left."""
         expires_at = self._expires_at
-        if self.can_refresh and (expires_at is None or expires_at - self._clock() < REFRESH_MARGIN):
+        if self.can_refresh and (expires_at is None or expires_at - self._clock() < self.margin):
             return await self.refresh(self._access)
         return self._access
 
@@ -170,36 +184,51 @@ class TokenProvider:
                     else LOGIN_AGAIN,
                 )
             try:
-                grant = await refresh_grant(self.api_url, self._client, self._refresh_token)
+                grant = await refresh_grant(
+                    self.api_url, self._client, self._refresh_token, self.timeouts
+                )
+            except UnusableGrant as exc:  # the old pair is dead: keep the new one, then fail
+                await self._keep(exc.grant)
+                raise
             except AuthError as exc:
-                if self._from_env and self._store is not None:
+                if self._from_env and self._store is not None and "invalid_grant" in str(exc):
                     exc.hint = (
                         f"{REFRESH_ENV} may be an old, already rotated token: the newest pair "
                         f"is in {self._store}; otherwise {LOGIN_AGAIN}"
                     )
                 raise
-            credentials = Credentials.from_grant(self.api_url, self._client, grant)
-            if self._store is not None:  # on disk before the new token is used
-                await asyncio.to_thread(write_credentials, self._store, credentials)
-            if self._from_env:
-                self._notice(
-                    f"casesync: the refresh token rotated; {REFRESH_ENV} no longer works: update "
-                    f"the stored CI secret from {self._store} (see README, CI)"
-                )
-                self._from_env = False  # one notice per run
-            self._access = grant.access_token
-            self._refresh_token = grant.refresh_token
-            self._expires_at = grant.expires_at
-            return self._access
+            return await self._keep(grant)
+
+    async def _keep(self, grant: TokenGrant) -> str:
+        """Save the rotated pair first (nothing else may fail before), then use it."""
+        assert self._client is not None
+        credentials = Credentials.from_grant(self.api_url, self._client, grant)
+        if self._store is not None:  # on disk before the new token is used
+            await asyncio.to_thread(write_credentials, self._store, credentials)
+        self._access = grant.access_token
+        self._refresh_token = grant.refresh_token
+        self._expires_at = grant.expires_at
+        self._lifetime = grant.lifetime or self._lifetime
+        if self._from_env:
+            self._notice(
+                f"casesync: the refresh token rotated; {REFRESH_ENV} no longer works: update "
+                f"the stored CI secret from {self._store} (see README, CI)"
+            )
+            self._from_env = False  # one notice per run
+        return self._access
 
 
 def token_provider(
-    api_url: str, env: Mapping[str, str] | None = None, *, notice: Notice = _stderr
+    api_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    notice: Notice = _stderr,
+    timeouts: Timeouts | None = None,
 ) -> TokenProvider:
     """The first source of credentials, in the documented order, for ``api_url``."""
     access = env_value(ACCESS_ENV, env)
     if access:
-        return TokenProvider(api_url, access, source=ACCESS_ENV)
+        return TokenProvider(api_url, access, source=ACCESS_ENV, timeouts=timeouts)
     path = credentials_path(env)
     refresh = env_value(REFRESH_ENV, env)
     if refresh:
@@ -216,6 +245,7 @@ def token_provider(
             store=path,
             from_env=True,
             notice=notice,
+            timeouts=timeouts,
         )
     stored = read_credentials(path)
     if stored is None:
@@ -235,6 +265,7 @@ def token_provider(
         client=stored.client,
         refresh_token=stored.refresh_token,
         store=path,
+        timeouts=timeouts,
     )
 
 
@@ -242,10 +273,19 @@ def token_provider(
 
 
 async def login(
-    api_url: str, client: Client, code: str, redirect_uri: str, path: Path
+    api_url: str,
+    client: Client,
+    code: str,
+    redirect_uri: str,
+    path: Path,
+    timeouts: Timeouts | None = None,
 ) -> Credentials:
     """Exchange the code from the authorize page and store the pair (mode 0600)."""
-    grant = await exchange_code(api_url, client, code.strip(), redirect_uri)
+    try:
+        grant = await exchange_code(api_url, client, code.strip(), redirect_uri, timeouts)
+    except UnusableGrant as exc:  # the code is spent: keep what it bought, then say so
+        write_credentials(path, Credentials.from_grant(api_url, client, exc.grant))
+        raise
     credentials = Credentials.from_grant(api_url, client, grant)
     write_credentials(path, credentials)
     return credentials
@@ -260,7 +300,7 @@ class Logout:
     why_not_revoked: str = ""
 
 
-async def logout(path: Path) -> Logout:
+async def logout(path: Path, timeouts: Timeouts | None = None) -> Logout:
     """Revoke the stored pair on its server where that is supported, then remove the file.
 
     The file goes even when revocation fails: logging out must never be blocked by a server
@@ -275,7 +315,7 @@ async def logout(path: Path) -> Logout:
         return Logout(had_login=False)
     try:
         revoked = await oauth.revoke(
-            credentials.api_url, credentials.client, credentials.refresh_token
+            credentials.api_url, credentials.client, credentials.refresh_token, timeouts
         )
         why = "" if revoked else f"{credentials.api_url} does not support token revocation"
     except ApiError as exc:
@@ -285,7 +325,7 @@ async def logout(path: Path) -> Logout:
 
 
 async def current_user(api_url: str, tokens: TokenProvider) -> User:
-    async with RadiopaediaClient(api_url, tokens) as client:
+    async with RadiopaediaClient(api_url, tokens, timeouts=tokens.timeouts) as client:
         return await client.current_user()
 
 

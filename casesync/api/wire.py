@@ -113,8 +113,18 @@ def _int(data: dict[str, Any], key: str, what: str) -> int:
     return int(value)
 
 
-def _allowance(value: Any) -> int | None:
-    return None if value is None else int(value)
+MOST_CASES = 10**9  # a quota number beyond this is not a real one (1e400, NaN, ...)
+
+
+def _count(quotas: dict[str, Any], key: str, *, unlimited: bool) -> int | None:
+    """A quota number: a whole number from 0 up; ``null`` means unlimited for allowances."""
+    value = quotas.get(key)
+    if value is None:
+        return None if unlimited else 0
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value <= MOST_CASES:
+        raise WireError(f"quotas.{key} is not a plausible count: {str(value)[:40]}")
+    return int(value)
 
 
 def parse_user(data: Any) -> User:
@@ -123,10 +133,10 @@ def parse_user(data: Any) -> User:
     return User(
         login=str(body.get("login", "")),
         quotas=Quotas(
-            allowed_draft_cases=_allowance(quotas.get("allowed_draft_cases")),
-            draft_case_count=int(quotas.get("draft_case_count") or 0),
-            allowed_unlisted_cases=_allowance(quotas.get("allowed_unlisted_cases")),
-            unlisted_case_count=int(quotas.get("unlisted_case_count") or 0),
+            allowed_draft_cases=_count(quotas, "allowed_draft_cases", unlimited=True),
+            draft_case_count=_count(quotas, "draft_case_count", unlimited=False) or 0,
+            allowed_unlisted_cases=_count(quotas, "allowed_unlisted_cases", unlimited=True),
+            unlisted_case_count=_count(quotas, "unlisted_case_count", unlimited=False) or 0,
         ),
     )
 

@@ -16,7 +16,7 @@ import typer
 from casesync import __version__
 from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
 from casesync.errors import ConfigError, ExitCode
-from casesync.settings import debug_from_env, env_int, find_project_root
+from casesync.settings import debug_from_env, env_int, find_project_root, resolve_timeouts
 
 if TYPE_CHECKING:
     from casesync.cli.progress import Events
@@ -103,6 +103,10 @@ LockfileOption = Annotated[
     Path | None,
     typer.Option("--lockfile", help="Lockfile to use instead of casesync.lock (one per server)."),
 ]
+
+
+def _seconds(flag: str, what: str) -> object:
+    return typer.Option(flag, help=f"{what} (seconds; README, timeouts).", show_default=False)
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
@@ -351,6 +355,18 @@ def apply(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: text or json.")] = "text",
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
+    connect_timeout: Annotated[
+        float | None, _seconds("--connect-timeout", "Connecting, 10")
+    ] = None,
+    read_timeout: Annotated[
+        float | None, _seconds("--read-timeout", "A whole API answer, 60")
+    ] = None,
+    stall_timeout: Annotated[
+        float | None, _seconds("--stall-timeout", "An upload with no progress, 60")
+    ] = None,
+    deadline: Annotated[
+        float | None, _seconds("--deadline", "One call, retries included, 300")
+    ] = None,
 ) -> None:
     """Create what is missing on Radiopaedia and upload only the bytes it lacks."""
     from casesync.sync.apply import ApplySettings, run_apply
@@ -358,6 +374,7 @@ def apply(
     from casesync.sync.workflow import InvalidProject
 
     _check_format(fmt, ("text", "json"))
+    flags = {"connect": connect_timeout, "read": read_timeout, "stall": stall_timeout}
     settings = ApplySettings(
         root=_project_root(ctx),
         api_url_flag=api_url,
@@ -367,6 +384,7 @@ def apply(
         yes=yes,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
         grace_seconds=env_int("CASESYNC_GRACE_SECONDS", 30),
+        timeouts=resolve_timeouts(flags | {"deadline": deadline}),
         options=ApplyOptions(
             upload_concurrency=upload_concurrency,
             api_concurrency=api_concurrency,
@@ -448,6 +466,13 @@ def emulator(
     drop_rate: Annotated[
         float, typer.Option(help="Share of connections closed mid-request (0-1).")
     ] = 0.0,
+    drop_after_create: Annotated[
+        float, typer.Option(help="Share of creates made, then left unanswered (0-1).")
+    ] = 0.0,
+    garbage_rate: Annotated[
+        float, typer.Option(help="Share of 2xx answers sent as an HTML page (0-1).")
+    ] = 0.0,
+    stall: Annotated[float, typer.Option(help="Share of answers that never end (0-1).")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
 ) -> None:
     """Run an emulator of the Radiopaedia API on this machine (until Ctrl-C)."""
@@ -469,6 +494,9 @@ def emulator(
             rate_limit=None if rate_limit is None else parse_rate(rate_limit),
             url_ttl=url_ttl,
             drop_rate=drop_rate,
+            drop_after_create=drop_after_create,
+            garbage_rate=garbage_rate,
+            stall_rate=stall,
             seed=seed,
             state_file=state,
         )
@@ -563,7 +591,8 @@ def login(
         typer.echo(f"  {authorize_url(url, client_id, redirect_uri)}")
         code = typer.prompt("Authorization code")
     path = auth.credentials_path()
-    asyncio.run(auth.login(url, Client(client_id, client_secret), code, redirect_uri, path))
+    client = Client(client_id, client_secret)
+    asyncio.run(auth.login(url, client, code, redirect_uri, path, resolve_timeouts()))
     typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
 
 
@@ -575,7 +604,7 @@ def logout() -> None:
     from casesync.api import credentials as auth
 
     path = auth.credentials_path()
-    done = asyncio.run(auth.logout(path))
+    done = asyncio.run(auth.logout(path, resolve_timeouts()))
     if not done.had_login:
         typer.echo(f"not logged in: no {path}")
         return
@@ -599,5 +628,6 @@ def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption =
 
     _check_format(fmt, ("text", "json"))
     url = _auth_api_url(ctx, api_url)
-    user = asyncio.run(auth.current_user(url, auth.token_provider(url)))
+    tokens = auth.token_provider(url, timeouts=resolve_timeouts())
+    user = asyncio.run(auth.current_user(url, tokens))
     typer.echo(auth.describe_user(user, url, fmt), nl=False)

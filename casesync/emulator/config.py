@@ -14,6 +14,7 @@ DEMO_LOGIN = "demo"
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 
 ANONYMISER_CHECK_MODES = ("strict", "off")
+RATES = ("fail_rate", "drop_rate", "drop_after_create", "garbage_rate", "stall_rate")
 
 
 @dataclass
@@ -31,13 +32,16 @@ class EmulatorConfig:
     rate_limit: float | None = None  # requests per second
     url_ttl: int = 900
     drop_rate: float = 0.0
+    drop_after_create: float = 0.0  # share of creates applied, then left unanswered
+    garbage_rate: float = 0.0  # share of 2xx answers replaced by a proxy's HTML page
+    stall_rate: float = 0.0  # share of answers that start and never end
     seed: int | None = None
     state_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.anonymiser_check not in ANONYMISER_CHECK_MODES:
             raise ValueError(f"anonymiser_check must be one of {ANONYMISER_CHECK_MODES}")
-        for name in ("fail_rate", "drop_rate"):
+        for name in RATES:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.rate_limit is not None and self.rate_limit <= 0:

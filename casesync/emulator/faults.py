@@ -1,7 +1,9 @@
-"""Fault injection (latency, random 500/503, rate limit, dropped connections) and request counts.
+"""Fault injection and request counts: latency, random 500/503, rate limit, dropped
+connections, creates applied but never answered, 2xx answers a proxy turned into HTML, and
+answers that never end.
 
-Every counted request draws the same four numbers from one seeded generator, whichever faults are
-switched on, so a given ``--seed`` and request sequence always meets the same faults. The
+Every counted request draws the same seven numbers from one seeded generator, whichever faults
+are switched on, so a given ``--seed`` and request sequence always meets the same faults. The
 ``/_emulator/*`` inspection routes are never counted nor faulted.
 """
 
@@ -20,6 +22,15 @@ from casesync.emulator.state import State
 
 ADMIN_PREFIX = "/_emulator/"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CREATES = frozenset(
+    {
+        "POST /api/v1/cases",
+        "POST /api/v1/cases/{case_id}/studies",
+        "POST /image_preparation/{case_id}/studies/{study_id}/series",
+    }
+)
+GARBAGE = "<html><head><title>502 Bad Gateway</title></head><body>upstream hiccup</body></html>"
+STALL_POLL = 0.05  # seconds between checks that the client of a stalled answer is still there
 
 
 def route_name(request: web.Request) -> str:
@@ -64,7 +75,8 @@ class FaultInjector:
         self.state.requests[name] += 1
         sequence = self.sequence
         self.sequence += 1
-        fail_roll, fail_kind, drop_roll, drop_when = (self.rng.random() for _ in range(4))
+        rolls = [self.rng.random() for _ in range(7)]
+        fail_roll, fail_kind, drop_roll, drop_when, lost_roll, garbage_roll, stall_roll = rolls
         config = self.config
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
@@ -81,10 +93,25 @@ class FaultInjector:
             return web.json_response({"error": "injected failure"}, status=status)
         if drop_roll < config.drop_rate:
             return await self._drop(request, handler, sequence, name, drop_when)
-        return await handler(request)
+        if name in CREATES and lost_roll < config.drop_after_create:
+            return await self._drop(request, handler, sequence, name, 0.0, "drop-after-create")
+        if stall_roll < config.stall_rate:
+            self._record(sequence, name, "stall")
+            return await _stall(request)
+        response = await handler(request)
+        if garbage_roll < config.garbage_rate and 200 <= response.status < 300:
+            self._record(sequence, name, "garbage", status=response.status)
+            return web.Response(status=response.status, text=GARBAGE, content_type="text/html")
+        return response
 
     async def _drop(
-        self, request: web.Request, handler: Handler, sequence: int, name: str, when: float
+        self,
+        request: web.Request,
+        handler: Handler,
+        sequence: int,
+        name: str,
+        when: float,
+        fault: str = "drop-after-apply",
     ) -> web.StreamResponse:
         """Close the connection; for a mutating call, half the time after the change is applied."""
         if request.method in MUTATING and when < 0.5:
@@ -93,9 +120,19 @@ class FaultInjector:
                 status = response.status
             except web.HTTPException as exc:
                 status = exc.status
-            self._record(sequence, name, "drop-after-apply", status=status)
+            self._record(sequence, name, fault, status=status)
         else:
             self._record(sequence, name, "drop-before")
         if request.transport is not None:
             request.transport.close()
         raise web.HTTPServiceUnavailable()  # never reaches the client: the socket is closed
+
+
+async def _stall(request: web.Request) -> web.StreamResponse:
+    """Headers and a first byte, then nothing, for as long as the client waits."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(b"[")
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(STALL_POLL)
+    return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from typing import Any
 
@@ -39,7 +40,7 @@ def presigned_url(request: web.Request, upload: Upload) -> str:
     """An absolute URL on this emulator's own host, valid until ``upload.expires_at``."""
     state = request.app[STATE]
     key = f"uploads/{upload.id}/{upload.sha256}"
-    expires = int(upload.expires_at or 0)
+    expires = math.ceil(upload.expires_at or 0)  # never shorter than the URL's lifetime
     origin = request.url.origin()
     return f"{origin}/s3/{key}?expires={expires}&signature={_signature(state, key, expires)}"
 

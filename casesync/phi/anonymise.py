@@ -20,10 +20,13 @@ from functools import partial
 from pathlib import Path
 
 import pydicom
+from pydicom import config
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.valuerep import format_number_as_ds
 
 from casesync.errors import ConfigError, Refused
 from casesync.files.formats import DICOM, JPEG, PNG, sniff_file
@@ -31,15 +34,24 @@ from casesync.phi.gate import check_file
 from casesync.phi.images import strip_metadata
 from casesync.phi.parallel import FilePool
 from casesync.phi.policy import (
-    DEIDENTIFICATION_METHOD,
-    PATIENT_IDENTITY_REMOVED,
+    BINARY_VRS,
+    DEFLATED_SYNTAXES,
+    REMOVE,
+    SERVER_READABLE_SYNTAXES,
+    SERVER_READABLE_VRS,
+    SLICE_LOCATION,
+    SLICE_LOCATION_MAX,
     SOP_INSTANCE_UID,
     SOP_INSTANCE_UID_IN_DATASET,
+    changes,
+    element_text,
     load_policy,
+    sop_class_of,
 )
 from casesync.phi.report import expand_paths
 
 KEY_BYTES = 32
+KEPT_VRS = SERVER_READABLE_VRS - {"SQ", "PN", "AS"}
 SERIES_DESCRIPTION = 0x0008103E
 INSTANCE_NUMBER = 0x00200013
 NUMBER_OF_FRAMES = 0x00280008
@@ -109,37 +121,46 @@ def keyed_uid(key: bytes, uid: str) -> str:
     return load_policy().uid_prefix + str(int.from_bytes(digest[:UID_DIGEST_BYTES], "big"))
 
 
-def method_text() -> str:
-    """DeidentificationMethod: names casesync and the policy version (an LO, 64 chars max)."""
-    return f"casesync; policy {load_policy().version}"[:64]
-
-
 def anonymise_dataset(ds: Dataset, options: Options) -> str:
-    """Apply the policy in place; return the original SOP instance UID."""
+    """Apply the file's effective policy in place; return the original SOP instance UID.
+
+    Elements the policy empties are left out (absent is a fixed point, and so is a kept
+    element dropped whole), so the result holds only kept values, the policy's exact
+    replacement values, keyed UIDs and the stamp.
+    """
     policy = load_policy()
     meta = ds.file_meta
-    original = str(ds.get(SOP_INSTANCE_UID, DataElement(0, "UI", "")).value or "")
-    original = original or str(meta.get("MediaStorageSOPInstanceUID", ""))
+    original = element_text(ds.get_item(SOP_INSTANCE_UID) or DataElement(0, "UI", ""))
+    original = original.strip() or str(meta.get("MediaStorageSOPInstanceUID", ""))
+    rules = policy.rules_for(sop_class_of(ds))
     for tag in list(ds.keys()):
-        vr = ds[tag].VR
+        element = ds[tag]
+        rule = rules.get(tag, REMOVE)
         if tag == SERIES_DESCRIPTION and not options.keep_series_description:
             del ds[tag]
-        elif tag in policy.keep:
-            if vr == "SQ":  # kept by the policy, but items may hold anything: keep it empty
-                ds[tag] = DataElement(tag, "SQ", [])
-        elif tag in policy.blank_or_fixed:
-            ds[tag] = DataElement(tag, vr, [] if vr == "SQ" else None)
-        elif tag in policy.uid_rehash and (tag != SOP_INSTANCE_UID or SOP_INSTANCE_UID_IN_DATASET):
-            value = str(ds[tag].value or "")
-            ds[tag] = DataElement(tag, "UI", keyed_uid(options.key, value) if value else None)
+        elif rule.action == "keep" and element.VR in KEPT_VRS:
+            # left out: sequences (their items may hold anything), names and ages (refused),
+            # and VRs the server's parser cannot read
+            if tag == SLICE_LOCATION:
+                element.value = _clip_slice_location(element_text(element))
+        elif rule.action == "replace" and rule.value:
+            vr = element.VR if element.VR not in BINARY_VRS else dictionary_VR(tag)
+            ds[tag] = DataElement(tag, vr, "\\".join(rule.value))
+        elif rule.action == "regenerate" and tag != SOP_INSTANCE_UID and element_text(element):
+            ds[tag] = DataElement(tag, "UI", keyed_uid(options.key, element_text(element).strip()))
+        elif tag == SOP_INSTANCE_UID and SOP_INSTANCE_UID_IN_DATASET:
+            ds[tag] = DataElement(tag, "UI", keyed_uid(options.key, original))
         else:
             del ds[tag]
-    ds[PATIENT_IDENTITY_REMOVED] = DataElement(PATIENT_IDENTITY_REMOVED, "CS", "YES")
-    ds[DEIDENTIFICATION_METHOD] = DataElement(DEIDENTIFICATION_METHOD, "LO", method_text())
+    for stamp, value in policy.stamped.items():
+        # the anonymiser's own stamp is 69 characters, over LO's 64: written as it is
+        vr = dictionary_VR(stamp)
+        ds[stamp] = DataElement(stamp, vr, value, validation_mode=config.IGNORE)
     new_meta = FileMetaDataset()
     new_meta.MediaStorageSOPClassUID = meta.get("MediaStorageSOPClassUID") or ds.SOPClassUID
     new_meta.MediaStorageSOPInstanceUID = UID(keyed_uid(options.key, original))
-    new_meta.TransferSyntaxUID = meta.TransferSyntaxUID
+    syntax = meta.TransferSyntaxUID
+    new_meta.TransferSyntaxUID = ExplicitVRLittleEndian if syntax in DEFLATED_SYNTAXES else syntax
     new_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     new_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = new_meta
@@ -147,12 +168,28 @@ def anonymise_dataset(ds: Dataset, options: Options) -> str:
     return original
 
 
+def _clip_slice_location(text: str) -> str:
+    """What the anonymiser would leave of a SliceLocation over 16 characters: the same number."""
+    parts = []
+    for part in text.split("\\"):
+        if len(part) > SLICE_LOCATION_MAX:
+            part = format_number_as_ds(float(part)) if "e" in part.lower() else part[:16]
+        parts.append(part.strip())
+    return "\\".join(parts)
+
+
 def render_dicom(path: Path, options: Options) -> list[tuple[str, bytes]]:
     """The anonymised file(s) for one DICOM source: (output name, bytes)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(path)
+        syntax = ds.file_meta.get("TransferSyntaxUID", "")
+        if syntax not in SERVER_READABLE_SYNTAXES | DEFLATED_SYNTAXES:
+            raise ValueError(f"the server cannot read transfer syntax {syntax}; convert it first")
         original = anonymise_dataset(ds, options)
+        left = changes(ds)
+        if left:  # a policy this code does not understand yet: never write a rejected file
+            raise ValueError(f"not a fixed point of the policy at {left[0].tag:08X}")
         frames = int(str(ds.get(NUMBER_OF_FRAMES, DataElement(0, "IS", 1)).value or 1))
         if not (options.split_frames and frames > 1):
             return [(path.name, _encode(ds))]

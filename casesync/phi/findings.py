@@ -13,7 +13,7 @@ Severity = Literal["error", "warning"]
 
 # Part of every cache key. Bump the leading number whenever a gate rule changes; the policy
 # version follows the policy's data by itself.
-RULESET_VERSION = f"gate-1;{load_policy().version}"
+RULESET_VERSION = f"gate-2;{load_policy().version}"
 
 
 @dataclass(frozen=True)

@@ -9,29 +9,32 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import struct
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
-from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from casesync.files.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
 from casesync.phi.cache import PhiCache
+from casesync.phi.elements import read_after_pixels
 from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize
 from casesync.phi.images import metadata_fields
 from casesync.phi.parallel import FilePool
 from casesync.phi.policy import (
+    DEFLATED_SYNTAXES,
     PATIENT_IDENTITY_REMOVED,
-    SOP_INSTANCE_UID,
-    SOP_INSTANCE_UID_IN_DATASET,
-    WRITTEN_BY_ANONYMISER,
-    Policy,
+    REMOVE,
+    SERVER_READABLE_SYNTAXES,
+    changes,
+    element_vr,
+    is_empty,
     load_policy,
+    sop_class_of,
 )
 
 __all__ = [
@@ -48,7 +51,6 @@ __all__ = [
 ANONYMISE_HINT = "run 'casesync anonymise SRC DST' and point the manifest at DST"
 STORAGE = "1.2.840.10008.5.1.4.1.1."
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-DEFLATED = "1.2.840.10008.1.2.1.99"
 DIRECTORY_RECORD_SEQUENCE = 0x00041220
 NON_IMAGE_CLASSES = {
     "88": "a structured report or key-object selection",
@@ -70,12 +72,11 @@ RECOGNIZABLE_FEATURES = 0x00280302
 NUMBER_OF_FRAMES = 0x00280008
 ROWS = 0x00280010
 SERIES_DESCRIPTION = 0x0008103E
-NO_LO_WARNING = frozenset({SERIES_DESCRIPTION, *WRITTEN_BY_ANONYMISER})
-FIXED_VALUES = {"DA": ("19700101",), "TM": ("0000",)}
+TRANSFER_SYNTAX_UID = 0x00020010
+NO_LO_WARNING = frozenset({SERIES_DESCRIPTION, *load_policy().stamped})
 DATE_LIKE = re.compile(
     r"\d{6,}|(19|20)\d\d[-/.](0?[1-9]|1[0-2])[-/.]\d\d?|\d\d?[-/.]\d\d?[-/.](19|20)\d\d"
 )
-SEQUENCE_DELIMITER = (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd")
 
 
 def label(tag: int) -> str:
@@ -134,15 +135,34 @@ def _check_dicom(handle: BinaryIO, reviewed: bool) -> Iterator[Finding]:
             f"cannot be parsed as DICOM, truncated or corrupt ({type(exc).__name__})"
         )
         return
-    deflated = ds.file_meta.get("TransferSyntaxUID") == DEFLATED
-    refusal = _refusal(ds) or (None if deflated else _pixel_data_problem(handle, ds))
+    syntax = _text(ds.file_meta, TRANSFER_SYNTAX_UID)
+    unread: list[int] = []
+    refusal = _refusal(ds)
+    if refusal is None and syntax not in DEFLATED_SYNTAXES:
+        refusal = read_after_pixels(handle, ds, unread, _native_image_bytes(ds))
     if refusal:
         yield _unsupported(refusal)
         return
-    policy = load_policy()
+    yield from _check_syntax(syntax)
     yield from _check_meta(ds)
-    yield from _check_elements(ds, policy)
+    yield from _check_elements(ds, unread)
     yield from _check_flags(ds, reviewed)
+
+
+def _check_syntax(syntax: str) -> Iterator[Finding]:
+    """The server parses files itself, and cannot read deflate (nor unlisted syntaxes)."""
+    if syntax in DEFLATED_SYNTAXES:
+        why = "the server cannot read deflated DICOM"
+    elif syntax not in SERVER_READABLE_SYNTAXES:
+        why = "the server cannot read this transfer syntax"
+    else:
+        return
+    yield Finding(
+        "transfer-syntax",
+        "error",
+        label(TRANSFER_SYNTAX_UID),
+        f"{why}; run 'casesync anonymise', which writes it uncompressed",
+    )
 
 
 def _refusal(ds: Dataset) -> str | None:
@@ -163,33 +183,6 @@ def _refusal(ds: Dataset) -> str | None:
 def _in_class(sop_class: str, number: str) -> bool:
     full = STORAGE + number
     return sop_class == full or sop_class.startswith(full + ".")
-
-
-def _pixel_data_problem(handle: BinaryIO, ds: Dataset) -> str | None:
-    """Catch truncated files cheaply: the pixel data must fit in the file and hold the image."""
-    start = handle.tell()
-    head = handle.read(12)
-    size = os.fstat(handle.fileno()).st_size
-    if len(head) < 8:
-        return "no pixel data"
-    explicit = head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"UN")
-    big = head[:2] == b"\x7f\xe0"
-    if explicit:
-        (length,) = struct.unpack(">I" if big else "<I", head[8:12])
-        value_start = start + 12
-    else:
-        (length,) = struct.unpack(">I" if big else "<I", head[4:8])
-        value_start = start + 8
-    if length == 0xFFFFFFFF:
-        handle.seek(max(value_start, size - 4096))
-        if not any(mark in handle.read() for mark in SEQUENCE_DELIMITER):
-            return "truncated: encapsulated pixel data has no end"
-        return None
-    if value_start + length > size:
-        return "truncated: the pixel data is shorter than its header says"
-    if length < _native_image_bytes(ds):
-        return "truncated: the pixel data holds fewer bytes than Rows x Columns x frames need"
-    return None
 
 
 def _native_image_bytes(ds: Dataset) -> int:
@@ -241,31 +234,46 @@ def _check_meta(ds: Dataset) -> Iterator[Finding]:
     yield from _identity_values([meta], ())
 
 
-def _check_elements(ds: Dataset, policy: Policy) -> Iterator[Finding]:
-    """Rules 1 and 2 over the top-level elements, and rule 2 inside every sequence."""
-    grouped: dict[str, int] = {}
-    for element in list(ds.elements()):  # raw elements: parsing each one is the slow part
+def _check_elements(ds: Dataset, unread: Sequence[int]) -> Iterator[Finding]:
+    """Rule 2 over the top-level elements and inside every sequence, then rule 1."""
+    rules = load_policy().rules_for(sop_class_of(ds))
+    named: set[int] = set()
+    for element in list(ds.values()):  # raw elements: parsing each one is the slow part
         tag = int(element.tag)
-        vr = _vr(element, tag)
-        empty = _is_empty(ds, element, vr)
-        if empty:
+        vr = element_vr(element)
+        if is_empty(element, vr):
             continue
         if vr == "SQ":
             yield from _identity_values(ds[tag].value, (tag,), nested=True)
         identity = _identity_finding(tag, vr, ())
         if identity is not None:
+            named.add(tag)
             yield identity
+        elif vr == "LO" and tag not in NO_LO_WARNING and rules.get(tag, REMOVE).action == "keep":
+            yield Finding(
+                "lo-value",
+                "warning",
+                label(tag),
+                "long strings may hold personal data (the anonymiser's own level-4 note); "
+                "check what it says",
+            )
+    grouped: dict[str, int] = {}
+    for change in changes(ds, unread=unread):
+        tag = change.tag
+        if tag in named or tag == PATIENT_IDENTITY_REMOVED:  # said above, or by rule 3
             continue
         group = tag >> 16
-        if group % 2:
-            grouped[f"Private tags ({group:04X},xxxx)"] = (
-                grouped.get(f"Private tags ({group:04X},xxxx)", 0) + 1
-            )
-        elif group & 0xFF00 in (0x5000, 0x6000):
-            kind = "Overlay" if group & 0xFF00 == 0x6000 else "Curve"
-            grouped[f"{kind} ({group:04X},xxxx)"] = grouped.get(f"{kind} ({group:04X},xxxx)", 0) + 1
+        kind = (
+            "Private tags"
+            if group % 2
+            else {0x5000: "Curve", 0x6000: "Overlay"}.get(group & 0xFF00, "")
+        )
+        if change.kind == "removed" and kind:
+            name = f"{kind} ({group:04X},xxxx)"
+            grouped[name] = grouped.get(name, 0) + 1
         else:
-            yield from _fixed_point(ds, tag, vr, policy)
+            reason = f"{change.reason}; {ANONYMISE_HINT}"
+            yield Finding("not-fixed-point", "error", label(tag), reason)
     for name, count in grouped.items():
         yield Finding(
             "not-fixed-point",
@@ -276,42 +284,6 @@ def _check_elements(ds: Dataset, policy: Policy) -> Iterator[Finding]:
         )
 
 
-def _fixed_point(ds: Dataset, tag: int, vr: str, policy: Policy) -> Iterator[Finding]:
-    if tag in policy.keep or tag in WRITTEN_BY_ANONYMISER:
-        if vr == "LO" and tag not in NO_LO_WARNING:
-            yield Finding(
-                "lo-value",
-                "warning",
-                label(tag),
-                "long strings may hold personal data (the anonymiser's own level-4 note); "
-                "check what it says",
-            )
-    elif tag in policy.blank_or_fixed:
-        if _text(ds, tag) not in FIXED_VALUES.get(vr, ()):
-            yield Finding(
-                "not-fixed-point", "error", label(tag), "must be empty; " + ANONYMISE_HINT
-            )
-    elif tag == SOP_INSTANCE_UID and not SOP_INSTANCE_UID_IN_DATASET:
-        yield Finding(
-            "not-fixed-point",
-            "error",
-            label(tag),
-            "the server rejects SOPInstanceUID in the dataset even inside its namespace; keep it "
-            "only in the file meta header (anonymise does); " + ANONYMISE_HINT,
-        )
-    elif tag in policy.uid_rehash:
-        if not _text(ds, tag).startswith(policy.uid_prefix):
-            yield Finding(
-                "not-fixed-point",
-                "error",
-                label(tag),
-                "UID not in the Radiopaedia namespace, so the server would rehash it; "
-                + ANONYMISE_HINT,
-            )
-    else:
-        yield Finding("not-fixed-point", "error", label(tag), "would be removed; " + ANONYMISE_HINT)
-
-
 def _identity_values(
     items: Iterable[Dataset], path: tuple[int, ...], *, nested: bool = False
 ) -> Iterator[Finding]:
@@ -319,8 +291,8 @@ def _identity_values(
     for item in items:
         for element in list(item.elements()):
             tag = int(element.tag)
-            vr = _vr(element, tag)
-            if _is_empty(item, element, vr):
+            vr = element_vr(element)
+            if is_empty(element, vr):
                 continue
             if vr == "SQ":
                 yield from _identity_values(item[tag].value, (*path, tag), nested=True)
@@ -359,7 +331,7 @@ def _check_flags(ds: Dataset, reviewed: bool) -> Iterator[Finding]:
             label(RECOGNIZABLE_FEATURES),
             "the image shows recognizable features (a face, say); it cannot be anonymised",
         )
-    if _text(ds, PATIENT_IDENTITY_REMOVED).upper() != "YES":
+    if _text(ds, PATIENT_IDENTITY_REMOVED) != "YES":
         yield Finding(
             "identity-not-removed",
             "error",
@@ -402,26 +374,6 @@ def _check_flags(ds: Dataset, reviewed: bool) -> Iterator[Finding]:
             "contains a long number or a date, which may be an identifier; "
             "check it, or anonymise with --no-keep-series-description",
         )
-
-
-def _vr(element: DataElement | RawDataElement, tag: int) -> str:
-    if element.VR:
-        return str(element.VR)
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
-
-
-def _is_empty(ds: Dataset, element: DataElement | RawDataElement, vr: str) -> bool:
-    if isinstance(element, RawDataElement) and vr != "SQ":
-        return not (element.value or b"").strip(b" \x00^=\\")
-    value = ds[element.tag].value
-    if value is None:
-        return True
-    if vr == "SQ":
-        return len(value) == 0
-    return not str(value).strip(" \x00^=\\[]'")
 
 
 def _text(ds: Dataset, tag: int) -> str:

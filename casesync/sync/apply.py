@@ -29,6 +29,7 @@ from casesync.errors import (
     Refused,
 )
 from casesync.project.manifest import Manifest
+from casesync.settings import Timeouts
 from casesync.sync.executor import ApplyOptions, Executor
 from casesync.sync.journal import Ledger
 from casesync.sync.lockfile import check_writable
@@ -47,6 +48,7 @@ class ApplySettings:
     yes: bool = False
     interactive: bool = False  # a person can answer "Apply? [y/N]"
     grace_seconds: float = 30.0
+    timeouts: Timeouts = field(default_factory=Timeouts)  # every HTTP request's bounds
     options: ApplyOptions = field(default_factory=ApplyOptions)  # what the executor needs
 
 
@@ -144,12 +146,13 @@ async def _execute(
     from casesync.api.credentials import token_provider
 
     loop = asyncio.get_running_loop()
-    tokens = token_provider(api_url)
+    tokens = token_provider(api_url, timeouts=settings.timeouts)
     async with RadiopaediaClient(
         api_url,
         tokens,
         api_concurrency=settings.options.api_concurrency,
         upload_concurrency=settings.options.upload_concurrency,
+        timeouts=settings.timeouts,
     ) as client:
         executor = Executor(client, manifest, plan, ledger, events, settings.options)
         work = asyncio.ensure_future(executor.run())

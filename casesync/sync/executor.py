@@ -136,8 +136,10 @@ class Executor:
             check_stop=self._check_stop,
         )
         self._claims: dict[str, asyncio.Future[None]] = {}  # sha256 -> its upload finished
-        self._window = asyncio.Semaphore(max(2, options.upload_concurrency // 2))
-        self._batch = max(8, options.upload_concurrency * 2)
+        # a batch is presigned just before its PUTs: one batch uploads while the next is
+        # presigned, so a URL waits at most one batch of uploads (URLs may expire quickly)
+        self._window = asyncio.Semaphore(2)
+        self._batch = options.upload_concurrency
         self._listing: dict[int, RemoteCase] | None = None
         # an intent is written only when its request can leave at once, so that a crash
         # leaves as few unknown creates as there were requests really in flight
