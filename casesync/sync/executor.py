@@ -84,6 +84,7 @@ class ApplyOptions:
     fail_fast: bool = False
     poll_seconds: float = 5.0
     wait_timeout: float = 30 * 60.0  # --wait gives up on jobs still processing after this
+    within_quota: bool = False  # create the new cases that fit the draft quota, not refuse
     # after a case create with no answer, wait this long before trusting the case listing:
     # a server still busy with the request must not be taken for one that never got it
     settle_seconds: float = 3.0
@@ -168,10 +169,11 @@ class Executor:
         return self.report
 
     async def _run(self) -> None:
-        cases = [c for c in self.plan.cases if c.actions]
+        cases = [c for c in self.plan.cases if c.actions or c.blocked]
         for case in self.plan.cases:
-            status = "interrupted" if case.actions else "unchanged"
-            message = "not finished" if case.actions else ""
+            work = bool(case.actions or case.blocked)
+            status = "interrupted" if work else "unchanged"
+            message = "not finished" if work else ""
             self.report.outcomes[case.key] = CaseOutcome(case.key, status, message, case.case_id)
         if not cases:
             return
@@ -183,7 +185,7 @@ class Executor:
                     await self._settle_case(intent)
                 except CaseBlocked as exc:
                     doubts[intent.case] = str(exc)
-        self._check_quota(user, cases)
+        cases = self._check_quota(user, cases)
         blocked = {i.case: i for i in self.ledger.open_intents}
         runnable = []
         for case in cases:
@@ -194,22 +196,34 @@ class Executor:
                 runnable.append(case)
         await asyncio.gather(*(self._case(case) for case in runnable))
 
-    def _check_quota(self, user: User, cases: Sequence[CasePlan]) -> None:
-        new = sum(
-            1
+    def _check_quota(self, user: User, cases: list[CasePlan]) -> list[CasePlan]:
+        """The cases to run: all, or with --within-quota the new ones that fit (in order)."""
+        new = [
+            case.key
             for case in cases
             if any(isinstance(a, CreateCase) for a in case.actions)
             and case.key not in self.ledger.lock.cases
-        )
+        ]
         left = user.quotas.drafts_left
-        if left is not None and new > left:
-            raise Refused(
-                f"{new} new cases to create, but the draft quota of {user.login} allows only "
-                f"{left} more ({user.quotas.draft_case_count} of "
-                f"{user.quotas.allowed_draft_cases} used); nothing was created",
-                hint="apply fewer with --case KEY, or publish or delete drafts on the site, "
-                "or ask Radiopaedia to raise your quota",
-            )
+        if left is None or len(new) <= left:
+            return cases
+        if self.options.within_quota:
+            used = f"{user.quotas.draft_case_count} of {user.quotas.allowed_draft_cases}"
+            for key in new[left:]:
+                self._outcome(
+                    key,
+                    "waiting",
+                    f"waiting for draft quota ({used} drafts used): publish or delete drafts "
+                    "on the site, then run apply again",
+                )
+            return [case for case in cases if case.key not in new[left:]]
+        raise Refused(
+            f"{len(new)} new cases to create, but the draft quota of {user.login} allows only "
+            f"{left} more ({user.quotas.draft_case_count} of "
+            f"{user.quotas.allowed_draft_cases} used); nothing was created",
+            hint="apply fewer with --case KEY or with --within-quota, or publish or delete "
+            "drafts on the site, or ask Radiopaedia to raise your quota",
+        )
 
     async def _listing_by_id(self, refresh: bool = False) -> dict[int, RemoteCase]:
         if self._listing is None or refresh:
@@ -273,6 +287,8 @@ class Executor:
                 await self._mark_finished(plan.key, case_id)
             if self.options.wait:
                 await self._jobs.wait_case(plan.key, case_id)
+            if plan.blocked:
+                raise CaseSkipped("; ".join(sorted({b.reason for b in plan.blocked})))
             self._outcome(plan.key, "done")
         except Stopped as exc:
             self._outcome(
@@ -301,14 +317,17 @@ class Executor:
         remote = listing.get(case_id)
         if remote is None:
             raise CaseSkipped(
-                f"case {case_id} is not in your case listing (deleted on the site?); "
-                "nothing was added"
+                f"case {case_id} is not in your case listing (deleted on the site?); nothing "
+                f"was added; 'casesync apply --recreate {self._key_of(case_id)}' creates it again"
             )
         if not remote.is_draft:
             raise CaseSkipped(
                 f"case {case_id} is {remote.status.replace('_', ' ')}: only a draft can take "
                 "new imaging; add it on the site"
             )
+
+    def _key_of(self, case_id: int) -> str:
+        return next(k for k, c in self.ledger.lock.cases.items() if c.case_id == case_id)
 
     async def _ensure_case(self, plan: CasePlan, spec: CaseSpec) -> int:
         locked = self.ledger.lock.cases.get(plan.key)

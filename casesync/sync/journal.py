@@ -32,6 +32,7 @@ from casesync.sync.lockfile import (
     LockedSeries,
     LockedStudy,
     atomic_write_text,
+    parse_case,
     remove_stale_temp_files,
     save_lock,
     want,
@@ -41,7 +42,9 @@ from casesync.sync.lockfile import (
 )
 
 JOURNAL_FILE = "journal.jsonl"
-KINDS = ("case", "study", "series")
+REMOTE_KINDS = ("case", "study", "series")  # a request to the server
+LOCAL_KINDS = ("adopt", "forget")  # the user's word about the site: no request is sent
+KINDS = REMOTE_KINDS + LOCAL_KINDS
 LINE_TYPES = ("intent", "done", "not-created")
 RECOVER_HINT = (
     "free disk space (or fix the folder), then run 'casesync apply' again: it first records "
@@ -195,20 +198,9 @@ class Ledger:
         interrupted. Nothing has been sent yet, so a failed write here simply stops the run.
         """
         remove_stale_temp_files(self.lock_path)
-        for number, entry in self.journal.entries():
-            if entry["t"] == "intent":
-                self._open[entry["ref"]] = _intent(entry)
-            elif entry["ref"] in self._open:
-                intent = self._open.pop(entry["ref"])
-                if entry["t"] == "done":
-                    try:
-                        remote = checked_remote(intent.kind, entry["remote"])
-                    except BadField as exc:
-                        raise self.journal.corrupt(number, str(exc)) from None
-                    self._dirty = fold(self.lock, intent, remote) or self._dirty
-        for intent in list(self._open.values()):
-            if _locked(self.lock, intent):  # its result reached the lock, not the journal
-                del self._open[intent.ref]
+        opened, folded = replay(self.journal, self.lock)
+        self._open.update((intent.ref, intent) for intent in opened)
+        self._dirty = folded or self._dirty
         self._save()
         self._write(self.journal.path, self._compact)  # drops a torn last line too
         return self.open_intents
@@ -281,6 +273,34 @@ class Ledger:
             raise error from None
 
 
+def replay(journal: Journal, lock: Lock) -> tuple[list[Intent], bool]:
+    """Fold every recorded result into ``lock`` in memory (nothing is written).
+
+    Returns the intents still unsettled, and whether the lock changed. An intent whose result
+    reached the lock but not the journal is settled; so is an adopt or forget stopped before
+    its result (no request was sent: it never happened).
+    """
+    pending: dict[str, Intent] = {}
+    folded = False
+    for number, entry in journal.entries():
+        if entry["t"] == "intent":
+            pending[entry["ref"]] = _intent(entry)
+        elif entry["ref"] in pending:
+            intent = pending.pop(entry["ref"])
+            if entry["t"] == "done":
+                try:
+                    remote = checked_remote(intent.kind, entry["remote"])
+                except BadField as exc:
+                    raise journal.corrupt(number, str(exc)) from None
+                folded = fold(lock, intent, remote) or folded
+    unsettled = [
+        intent
+        for intent in pending.values()
+        if intent.kind not in LOCAL_KINDS and not _locked(lock, intent)
+    ]
+    return unsettled, folded
+
+
 def _entry(intent: Intent) -> dict[str, Any]:
     return {
         "t": "intent",
@@ -325,6 +345,15 @@ def _check_entry(entry: Any) -> None:
 
 def _check_record(kind: str, record: dict[str, Any]) -> None:
     """The future lock entry: everything ``fold`` reads, with the types the lock needs."""
+    if kind == "adopt":
+        try:
+            parse_case(record.get("entry"), "record.entry")
+        except (BadField, LockfileError) as exc:
+            raise BadField(str(exc)) from None
+        return
+    if kind == "forget":
+        want_id(record.get("case_id"), "record.case_id")
+        return
     want_fields(record.get("fields"), "record.fields")
     if kind == "case":
         want(record.get("title"), "record.title", str)
@@ -347,7 +376,9 @@ def _check_record(kind: str, record: dict[str, Any]) -> None:
 
 def checked_remote(kind: str, remote: dict[str, Any]) -> dict[str, Any]:
     """A done line's remote ids, checked against the kind of its intent."""
-    if kind == "case":
+    if kind == "forget":
+        return remote
+    if kind in ("case", "adopt"):
         want_id(remote.get("case_id"), "remote.case_id")
         want(remote.get("created_at", ""), "remote.created_at", str)
     elif kind == "study":
@@ -378,6 +409,11 @@ def _locked(lock: Lock, intent: Intent) -> bool:
 def fold(lock: Lock, intent: Intent, remote: dict[str, Any]) -> bool:
     """Add the created object to the lock unless it is already there; True when it changed."""
     record = intent.record
+    if intent.kind == "adopt":
+        lock.cases[intent.case] = parse_case(record["entry"], "record.entry")
+        return True
+    if intent.kind == "forget":
+        return lock.cases.pop(intent.case, None) is not None
     if intent.kind == "case":
         if intent.case in lock.cases:
             return False
