@@ -63,6 +63,19 @@ with run_lock(Path(sys.argv[1]), print, "casesync apply (killed)"):
 """
 
 
+def test_without_fcntl_the_lock_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: import fcntl fails
+    with (
+        pytest.raises(ConfigError, match="need a POSIX system") as error,
+        run_lock(tmp_path, print),
+    ):
+        pass
+    assert error.value.exit_code == ExitCode.ERROR
+    assert not (tmp_path / ".casesync" / "apply.lock").exists()
+
+
 def test_a_full_disk_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

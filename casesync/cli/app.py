@@ -6,40 +6,27 @@ Business logic lives in the core modules; every error travels as a ``CasesyncErr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from casesync import __version__
-from casesync.cli.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
-from casesync.cli.render import (
-    MARKDOWN_BUDGET,
-    PLAN_FORMATS,
-    render_json,
-    render_plan,
-    render_problems_json,
-    render_problems_text,
-)
-from casesync.cli.scaffold import init_project, refresh_editor_schemas
+from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
 from casesync.errors import ConfigError, ExitCode
-from casesync.fsutil import atomic_write
-from casesync.phi import cli as phi_cli
-from casesync.project.schema import schema_text
-from casesync.project.validate import validate_project
-from casesync.project.yamlload import Problem
 from casesync.settings import debug_from_env, env_int, find_project_root, resolve_timeouts
-from casesync.sync.apply import ApplySettings, run_apply
-from casesync.sync.executor import ApplyOptions
-from casesync.sync.resolve import Answer
-from casesync.sync.resolve import resolve as resolve_unknown
-from casesync.sync.workflow import InvalidProject, prepare_plan
+
+if TYPE_CHECKING:
+    from casesync.cli.progress import Events
+    from casesync.project.yamlload import Problem
+
+# Every command imports what it runs inside its own function: `--version`, `--help` and
+# `validate` never pay for aiohttp, pydicom, rich or the apply engine (and on Windows they never
+# import the POSIX-only run lock).
+
 
 app = typer.Typer(
     name="casesync",
@@ -130,6 +117,8 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
 
 def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> None:
     """The problems, then ``advice`` (the PHI gate's fix, said once for all its lines)."""
+    from casesync.cli.render import render_problems_json, render_problems_text
+
     if fmt == "json":
         typer.echo(render_problems_json(problems, advice), nl=False)
     elif problems:
@@ -139,6 +128,8 @@ def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = (
 @app.command()
 def init(ctx: typer.Context) -> None:
     """Start a project here: casesync.yaml, a sample case, and .gitignore entries."""
+    from casesync.cli.scaffold import init_project
+
     root = _start_dir(ctx).resolve()
     written = init_project(root)
     for name in written:
@@ -154,6 +145,11 @@ def init(ctx: typer.Context) -> None:
 @app.command()
 def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
     """Check manifests and every referenced file (paths, formats, PHI). Never uses the network."""
+    from casesync.cli.progress import hashing_progress
+    from casesync.cli.scaffold import refresh_editor_schemas
+    from casesync.project.validate import validate_project
+    from casesync.sync.workflow import InvalidProject
+
     _check_format(fmt, ("text", "json"))
     root = _project_root(ctx)
     refresh_editor_schemas(root)
@@ -200,6 +196,11 @@ def plan(
     lockfile: LockfileOption = None,
 ) -> None:
     """Show what apply would create and upload, from the manifests and casesync.lock alone."""
+    from casesync.cli.progress import hashing_progress
+    from casesync.cli.render import PLAN_FORMATS, render_json, render_plan
+    from casesync.fsutil import atomic_write
+    from casesync.sync.workflow import InvalidProject, prepare_plan
+
     _check_format(fmt, PLAN_FORMATS)
     root = _project_root(ctx)
     if out is not None:
@@ -254,7 +255,11 @@ def preview(
     ] = False,
 ) -> None:
     """Write the cases as a local HTML site: stacks to scroll, a review page per series."""
+    import webbrowser
+
+    from casesync.cli.progress import hashing_progress
     from casesync.preview.build import build_preview  # numpy and Pillow: only for this command
+    from casesync.sync.workflow import InvalidProject
 
     try:
         with hashing_progress() as progress:
@@ -277,6 +282,8 @@ def schema(
     name: Annotated[str, typer.Argument(help="case, project or lock")],
 ) -> None:
     """Print a JSON Schema (for editors and other tools)."""
+    from casesync.project.schema import schema_text
+
     typer.echo(schema_text(name), nl=False)
 
 
@@ -292,6 +299,8 @@ def check_phi(
     ] = "text",
 ) -> None:
     """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
+    from casesync.phi import cli as phi_cli
+
     _check_format(fmt, ("text", "json"))
     cache_path = phi_cli.project_cache_path(_start_dir(ctx))
     typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
@@ -321,6 +330,8 @@ def anonymise(
     ] = False,
 ) -> None:
     """Write a de-identified, deterministic copy of SRC under DST; never modifies SRC."""
+    from casesync.phi import cli as phi_cli
+
     key_path = key_file or phi_cli.default_key_path(_start_dir(ctx), dst)
     typer.echo(
         phi_cli.anonymise(src, dst, key_path, keep_series_description, split_frames), nl=False
@@ -331,6 +342,10 @@ def anonymise(
 
 
 def _apply_events(fmt: str) -> Events:
+    from rich.console import Console
+
+    from casesync.cli.progress import JsonEvents, PlainEvents, RichEvents
+
     if fmt == "json":
         return JsonEvents(sys.stdout)
     if sys.stdout.isatty():
@@ -401,6 +416,10 @@ def apply(
     ] = None,
 ) -> None:
     """Create what is missing on Radiopaedia and upload only the bytes it lacks."""
+    from casesync.sync.apply import ApplySettings, run_apply
+    from casesync.sync.executor import ApplyOptions
+    from casesync.sync.workflow import InvalidProject
+
     _check_format(fmt, ("text", "json"))
     flags = {"connect": connect_timeout, "read": read_timeout, "stall": stall_timeout}
     settings = ApplySettings(
@@ -453,6 +472,9 @@ def resolve(
     lockfile: LockfileOption = None,
 ) -> None:
     """Settle a create apply sent without getting an answer (apply says when)."""
+    from casesync.sync.resolve import Answer
+    from casesync.sync.resolve import resolve as resolve_unknown
+
     answer = Answer(case_id, study_id, series_job, not_created)
     if (answer.kind is not None) + not_created != 1:
         raise ConfigError(
@@ -600,7 +622,8 @@ def emulator(
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
 ) -> None:
     """Run an emulator of the Radiopaedia API on this machine (until Ctrl-C)."""
-    # the aiohttp server is imported only here: every other command starts faster
+    import asyncio
+
     from casesync.emulator.config import EmulatorConfig, parse_quota, parse_rate
     from casesync.emulator.server import serve
 
@@ -701,6 +724,8 @@ def login(
     ] = None,
 ) -> None:
     """Log in with OAuth: open the printed URL, approve, paste the code; stored with mode 0600."""
+    import asyncio
+
     from casesync.api import credentials as auth
     from casesync.api.oauth import Client, authorize_url
 
@@ -720,6 +745,8 @@ def login(
 @app.command()
 def logout() -> None:
     """Revoke the stored token on its server (where supported) and remove the credentials file."""
+    import asyncio
+
     from casesync.api import credentials as auth
 
     path = auth.credentials_path()
@@ -741,6 +768,8 @@ def logout() -> None:
 @app.command()
 def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption = "text") -> None:
     """Show the login and its quotas (draft and unlisted cases: used / allowed)."""
+    import asyncio
+
     from casesync.api import credentials as auth
 
     _check_format(fmt, ("text", "json"))

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts
 from casesync.project.manifest import ImageFile, Location, SeriesSpec
 from casesync.project.yamlload import LoadedYaml, Problem
 
 GLOB_CHARS = re.compile(r"[*?\[]")
+DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,19 @@ class Selection:
 
 
 def natural_key(name: str) -> list[object]:
-    """``img2`` before ``img10``: digits compare as numbers."""
-    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", name)]
+    """``img2`` before ``img10``: digits compare as numbers (text parts at even places)."""
+    parts = DIGITS.split(name.casefold())
+    parts[1::2] = map(int, parts[1::2])
+    return parts
 
 
 def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selection:
     """Expand ``images`` (a folder, a file, or a list of files and globs) safely.
 
     Hot path of a no-op plan (thousands of files): plain strings and ``DirEntry`` data, and
-    one ``realpath`` per folder rather than per file.
+    one ``realpath`` per folder rather than per file. A folder's plain files are not checked
+    for access here: ``gather_facts`` checks the ones it must read (the others have not
+    changed since they were read).
     """
     root_prefix = str(root) + os.sep
     entries = [images] if isinstance(images, str) else list(images)
@@ -134,10 +140,8 @@ def _folder_relpaths(
     for name in sorted([*plain, *linked], key=natural_key):
         if name in linked:
             _check_each(root_prefix, [os.path.join(folder, name)], name, result, errors)
-        elif os.access(f"{real_folder}{os.sep}{name}", os.R_OK):
-            result.append(f"{relative_folder}/{name}")
         else:
-            errors.append((f"{name} is not readable", "fix its permissions"))
+            result.append(f"{relative_folder}/{name}")
     return result
 
 
@@ -262,7 +266,9 @@ def build_series(
         )
     usable = not found
     found.extend(_duplicates(draft, facts))
-    ordered = draft.relpaths if draft.explicit_order else order_slices(draft.relpaths, facts)
+    # only DICOM files have slice keys: other folders are already in natural name order
+    keep = draft.explicit_order or formats != [DICOM]
+    ordered = draft.relpaths if keep else order_slices(draft.relpaths, facts)
     index, error = resolve_root(
         draft.raw.get("root"),
         ordered,
