@@ -23,7 +23,7 @@ from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
 from casesync.api.oauth import Client, TokenGrant, UnusableGrant, exchange_code, refresh_grant
 from casesync.errors import ApiError, AuthError, ConfigError
-from casesync.fsutil import atomic_write
+from casesync.fsutil import atomic_write, read_regular
 from casesync.settings import Timeouts, env_value
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
@@ -91,7 +91,8 @@ def read_credentials(path: Path) -> Credentials | None:
             hint=f"chmod 600 {path}",
         )
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        # a FIFO or device named by CASESYNC_CREDENTIALS must not hang or flood the process
+        data: Any = json.loads(read_regular(path, 1 << 16, str(path)).decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise AuthError(f"cannot read {path}: {exc}", hint=LOGIN_AGAIN) from None
     fields = tuple(Credentials.__dataclass_fields__)
