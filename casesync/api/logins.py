@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casesync.errors import AuthError
+from casesync.fsutil import atomic_write, read_regular
 from casesync.settings import env_value
-from casesync.sync.lockfile import atomic_write_text
 
 if TYPE_CHECKING:
     from casesync.api.oauth import Client, TokenGrant
@@ -82,7 +82,8 @@ def read_logins(path: Path) -> dict[str, Credentials]:
             hint=f"chmod 600 {path}",
         )
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        # a FIFO or device named by CASESYNC_CREDENTIALS must not hang or flood the process
+        data: Any = json.loads(read_regular(path, 1 << 16, str(path)).decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise AuthError(f"cannot read {path}: {exc}", hint=LOGIN_AGAIN) from None
     if isinstance(data, dict) and set(data) == set(FIELDS):  # format 1: one flat login
@@ -145,7 +146,7 @@ def _write(path: Path, logins: Mapping[str, Credentials]) -> None:
         },
     }
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_text(path, json.dumps(document, indent=2) + "\n", mode=0o600)
+    atomic_write(path, json.dumps(document, indent=2) + "\n", mode=0o600)
 
 
 def write_credentials(path: Path, credentials: Credentials) -> None:

@@ -22,7 +22,8 @@ from casesync.cli.options import (
     project_root,
     start_dir,
 )
-from casesync.errors import ExitCode
+from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
+from casesync.errors import ConfigError, ExitCode
 
 commands = typer.Typer()
 
@@ -96,7 +97,7 @@ def plan(
             help="Markdown only: beyond N characters (at least 1000), the remaining cases "
             "collapse into one summary table.",
         ),
-    ] = 60_000,  # render.MARKDOWN_BUDGET (not imported: --help stays light)
+    ] = MARKDOWN_BUDGET,
     refresh: Annotated[
         bool,
         typer.Option(
@@ -111,7 +112,7 @@ def plan(
     """Show what apply would create and upload, from the manifests and casesync.lock alone."""
     from casesync.cli.progress import hashing_progress
     from casesync.cli.render import render_json, render_plan
-    from casesync.sync.lockfile import atomic_write_text
+    from casesync.fsutil import atomic_write
     from casesync.sync.workflow import InvalidProject, prepare_plan
 
     if max_chars < 1000:
@@ -119,6 +120,8 @@ def plan(
             f"must be at least 1000, not {max_chars}", param_hint="--max-chars"
         )
     root = project_root(ctx)
+    if out is not None:
+        _check_out_file(out)
     problems_format = "text" if fmt == "markdown" else fmt
     try:
         with hashing_progress(output(ctx)) as progress:
@@ -137,9 +140,25 @@ def plan(
         plan_ = make_plan(prepared.manifest, prepared.lock, prepared.api_url, remote)
     typer.echo(render_plan(plan_, fmt, max_chars), nl=False)
     if out is not None:
-        atomic_write_text(out, render_json(plan_))
+        try:
+            atomic_write(out, render_json(plan_))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the plan to {out}: {exc.strerror}", hint=OUT_HINT
+            ) from None
     if detailed_exitcode and plan_.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+OUT_HINT = "give --out a file name in an existing folder"
+
+
+def _check_out_file(out: Path) -> None:
+    """Fail before the work, not after: ``--out`` must name a file in an existing folder."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder", hint=OUT_HINT)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist", hint=OUT_HINT)
 
 
 @commands.command()

@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # rich is imported where something is shown: validate and pla
 
     from casesync.cli.options import Output
 
+if TYPE_CHECKING:  # rich is imported where something is shown: validate and plan rarely need it
+    from rich.console import Console
+    from rich.progress import TaskID
+
 SUMMARY_EVERY_SECONDS = 10.0
 ELLIPSIS = "…"
 

@@ -6,13 +6,14 @@ import json
 import re
 from functools import cache
 from importlib.resources import files
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from casesync.errors import ConfigError
 from casesync.project.yamlload import LoadedYaml, Problem
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_NAMES = ("case", "project", "lock")
 
@@ -28,6 +29,8 @@ def schema_text(name: str) -> str:
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # only when a schema is checked
+
     return Draft202012Validator(json.loads(schema_text(name)))
 
 

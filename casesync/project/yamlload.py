@@ -14,10 +14,12 @@ from typing import Any
 
 import yaml
 
+from casesync.fsutil import NotRegularFile, TooLarge, read_regular
 from casesync.wording import with_hint
 
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a case manifest is text; a megabyte is already absurd
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 64  # a manifest nests about 5 deep; far deeper would exhaust Python's stack
 
 # libyaml's composer when present (several times faster), the pure-Python one otherwise.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -89,22 +91,15 @@ class YamlError(Exception):
 def load_yaml_file(path: Path, display: str) -> LoadedYaml:
     """Load one YAML document from ``path``; ``display`` is the name used in messages."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_DOCUMENT_BYTES, display)
     except OSError as exc:
         raise YamlError(
             Problem(display, 1, 1, f"cannot read file: {exc.strerror}", code="file-unreadable")
         ) from None
-    if len(raw) > MAX_DOCUMENT_BYTES:
+    except (NotRegularFile, TooLarge) as exc:
         raise YamlError(
-            Problem(
-                display,
-                1,
-                1,
-                f"file is {len(raw)} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-                "keep manifests small; put long text in the HTML fields sparingly",
-                code="file-too-large",
-            )
-        )
+            Problem(display, 1, 1, exc.message, exc.hint, code="file-too-large")
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -156,6 +151,15 @@ class _Converter:
                     code="yaml-too-large",
                 )
             )
+        if len(path) > MAX_DEPTH:
+            raise YamlError(
+                self._problem(
+                    node,
+                    f"values nested over {MAX_DEPTH} levels deep",
+                    "flatten it",
+                    code="yaml-too-large",
+                )
+            )
         self.loaded.values[path] = _position(node)
         if isinstance(node, yaml.CollectionNode) and node.tag not in PLAIN_COLLECTION_TAGS:
             raise YamlError(
@@ -188,9 +192,14 @@ class _Converter:
                     )
                 )
             key = self.convert(key_node, (*path, "<key>"))
-            if not isinstance(key, str | int) or isinstance(key, bool):
+            if not isinstance(key, str):
                 raise YamlError(
-                    self._problem(key_node, "mapping keys must be plain strings", code="yaml-key")
+                    self._problem(
+                        key_node,
+                        f"mapping key of type {type(key).__name__}: keys are field names",
+                        "write a field name; quote it ('1') if it really is text",
+                        code="yaml-key",
+                    )
                 )
             key_path = (*path, key)
             if key in result:

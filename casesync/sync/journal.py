@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from casesync.errors import LockfileError, StateWriteError
+from casesync.fsutil import atomic_write, ensure_dir, open_nofollow, read_regular
 from casesync.settings import STATE_DIR
 from casesync.sync.lockfile import (
     BadField,
@@ -31,7 +32,6 @@ from casesync.sync.lockfile import (
     LockedFile,
     LockedSeries,
     LockedStudy,
-    atomic_write_text,
     parse_case,
     remove_stale_temp_files,
     save_lock,
@@ -101,9 +101,9 @@ class Journal:
 
     def append(self, entry: dict[str, Any]) -> None:
         """Write and fsync one line; on failure cut the file back, so no torn line is left."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.path.parent.parent, self.path.parent)  # .casesync: not a symlink
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             start = os.fstat(fd).st_size
             try:
@@ -121,7 +121,7 @@ class Journal:
     def entries(self) -> list[tuple[int, dict[str, Any]]]:
         """Every line with its number, checked; a torn last line (killed mid-write) is left out."""
         try:
-            data = self.path.read_bytes()
+            data = read_regular(self.path, None, str(self.path), follow=False)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -161,7 +161,7 @@ class Journal:
             self.path.unlink(missing_ok=True)
             return
         text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
-        atomic_write_text(self.path, text)
+        atomic_write(self.path, text)
 
 
 class Ledger:

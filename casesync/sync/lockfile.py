@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from casesync.errors import LockfileError, StateWriteError
+from casesync.fsutil import atomic_write, read_regular
 
 LOCK_VERSION = 1
 _T = TypeVar("_T")
@@ -169,7 +170,7 @@ def load_lock(path: Path, api_url: str) -> Lock:
     if not path.exists():
         return Lock(api_url=api_url)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, None, str(path), follow=False)
         document = json.loads(raw)
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
         raise LockfileError(
@@ -359,7 +360,7 @@ def check_api_url_matches(lock: Lock, api_url: str, lock_path: Path) -> None:
 def save_lock(path: Path, lock: Lock) -> None:
     """Write atomically: a crash leaves either the old or the new file, never a torn one."""
     text = lock.to_json()
-    atomic_write_text(path, text)
+    atomic_write(path, text)
     lock.source_digest = hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -386,24 +387,3 @@ def remove_stale_temp_files(path: Path) -> None:
     """
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
-    folder = path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

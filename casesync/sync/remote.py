@@ -8,7 +8,6 @@ site. ``RemoteView`` holds one such read; the planner and ``status`` consume it.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +100,8 @@ class RemoteView:
 
 async def read_remote(client: ListingClient) -> RemoteView:
     """The current user (quotas) and the whole listing, read once."""
+    import asyncio  # plan imports this module; only the commands that talk to a server run this
+
     user, cases = await asyncio.gather(client.current_user(), client.list_cases())
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return RemoteView(user, {case.id: case for case in cases}, now)
@@ -109,6 +110,8 @@ async def read_remote(client: ListingClient) -> RemoteView:
 def fetch_remote(api_url: str) -> RemoteView:
     """``read_remote`` with the stored credentials (for plan --refresh, status, adopt)."""
     # aiohttp only for the commands that talk to the server (start-up time)
+    import asyncio
+
     from casesync.api.client import RadiopaediaClient
     from casesync.api.credentials import token_provider
 
