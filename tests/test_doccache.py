@@ -18,7 +18,11 @@ class CountingCheck:
 
     def __call__(self, loaded: LoadedYaml) -> list[Problem]:
         self.calls += 1
-        return [loaded.problem(("studies", 0, "bogus"), "unknown field 'bogus'", "remove it")]
+        return [
+            loaded.problem(
+                ("studies", 0, "bogus"), "unknown field 'bogus'", "remove it", code="unknown-field"
+            )
+        ]
 
 
 def load(
@@ -53,6 +57,7 @@ def test_an_unchanged_document_comes_back_whole_without_a_second_check(tmp_path:
     assert [str(p) for p in found] == [
         "cases/x/case.yaml:4:12: error: unknown field 'bogus' (remove it)"
     ]
+    assert [p.code for p in [*loaded.problems, *found]] == ["duplicate-key", "unknown-field"]
 
 
 def test_an_edit_or_other_defaults_check_again(tmp_path: Path) -> None:
