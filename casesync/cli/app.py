@@ -267,7 +267,7 @@ def preview(
     except InvalidProject as exc:
         _print_problems(exc.result.problems, "text", exc.result.advice)
         raise
-    _print_problems(result.validation.warnings, "text")
+    _print_problems(result.validation.problems, "text", result.validation.advice)
     typer.echo(
         f"Preview of {result.cases} case{'s' * (result.cases != 1)} ({result.slices} slices): "
         f"{result.pages_written} pages and {result.images_written} images written, "
