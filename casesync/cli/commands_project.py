@@ -194,7 +194,7 @@ def preview(
     except InvalidProject as exc:
         print_problems(exc.result.problems, "text", exc.result.advice)
         raise
-    print_problems(result.validation.warnings, "text")
+    print_problems(result.validation.problems, "text", result.validation.advice)
     typer.echo(
         f"Preview of {plural(result.cases, 'case')} ({plural(result.slices, 'slice')}): "
         f"{plural(result.pages_written, 'page')} and {plural(result.images_written, 'image')} "

@@ -48,8 +48,12 @@ def build_preview(
     out: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PreviewResult:
-    """Validate, then write the site; raise ``InvalidProject`` as plan does on any error."""
-    validation = validate_project(root, progress=progress)
+    """Validate, then write the site; raise ``InvalidProject`` as plan does on any error.
+
+    PHI-gate errors do not stop the preview (it stays on this machine): a series flagged for
+    burned-in annotation is exactly the one whose review page a person needs.
+    """
+    validation = validate_project(root, progress=progress, phi_errors_block=False)
     if validation.manifest is None:
         raise InvalidProject(validation)
     cases = _select(validation.manifest.cases, keys)

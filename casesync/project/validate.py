@@ -60,9 +60,18 @@ class ValidationResult:
 
 
 def validate_project(
-    root: Path, *, use_cache: bool = True, progress: Callable[[int], None] | None = None
+    root: Path,
+    *,
+    use_cache: bool = True,
+    progress: Callable[[int], None] | None = None,
+    phi_errors_block: bool = True,
 ) -> ValidationResult:
-    """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest."""
+    """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest.
+
+    ``phi_errors_block=False`` is for the local preview only (it sends nothing): the PHI gate's
+    errors are still reported, but a manifest is built despite them, so the review page can show
+    the very slices a person must look at before marking a series reviewed.
+    """
     root = root.resolve()
     problems: list[Problem] = []
     doc_cache = (
@@ -91,7 +100,9 @@ def validate_project(
     series_specs = {
         (draft.loaded.file, draft.path): build_series(draft, facts, problems) for draft in drafts
     }
+    before_gate = len(problems)
     reports, advice = _phi_gate(root, series_specs, problems, use_cache)
+    tolerated = set() if phi_errors_block else {id(p) for p in problems[before_gate:]}
     cases = [
         case
         for loaded, schema_ok in case_docs
@@ -99,7 +110,7 @@ def validate_project(
     ]
     _check_unique_keys(cases, problems)
     problems.sort(key=Problem.sort_key)
-    has_errors = any(p.severity == "error" for p in problems)
+    has_errors = any(p.severity == "error" and id(p) not in tolerated for p in problems)
     manifest = None if has_errors or project is None else Manifest(project, tuple(cases))
     return ValidationResult(manifest, problems, facts, reports, advice)
 
