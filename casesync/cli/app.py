@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from casesync import __version__
-from casesync.cli.progress import Events, JsonEvents, PlainEvents, RichEvents, hashing_progress
+from casesync.cli.progress import JsonEvents, PlainEvents, RichEvents, hashing_progress
 from casesync.cli.render import (
     MARKDOWN_BUDGET,
     PLAN_FORMATS,
@@ -36,6 +36,7 @@ from casesync.settings import debug_from_env, env_int, find_project_root, resolv
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.executor import ApplyOptions
 from casesync.sync.lockfile import atomic_write_text
+from casesync.sync.report import Events
 from casesync.sync.resolve import Answer
 from casesync.sync.resolve import resolve as resolve_unknown
 from casesync.sync.workflow import InvalidProject, prepare_plan

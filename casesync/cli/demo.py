@@ -18,12 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from casesync.cli.progress import Events
 from casesync.cli.render import render_plan
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import Refused
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.lockfile import load_lock
+from casesync.sync.report import Events
 from casesync.sync.workflow import prepare_plan
 
 # What a teaching repository holds; the package's tools/ and ci/ are not part of it.

@@ -1,4 +1,4 @@
-"""What apply shows while it runs and at the end; the executor only calls ``Events``.
+"""What apply shows while it runs and at the end: renderings of ``casesync.sync.report``.
 
 Three forms: rich progress bars on a TTY, one plain line per finished step (plus a periodic
 summary) for CI logs, and one JSON event per line for scripts.
@@ -11,8 +11,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TextIO
+from dataclasses import asdict
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -30,46 +30,9 @@ from rich.table import Table
 
 from casesync.cli.render import human_bytes, plan_to_dict, render_text
 from casesync.sync.plan import Plan
+from casesync.sync.report import FINE, ApplyReport, Step, StepState
 
 SUMMARY_EVERY_SECONDS = 10.0
-
-
-@dataclass
-class CaseOutcome:
-    key: str
-    status: str  # done | unchanged | failed | skipped | unknown | processing | interrupted
-    message: str = ""
-    case_id: int | None = None
-
-
-@dataclass
-class ApplyReport:
-    outcomes: dict[str, CaseOutcome] = field(default_factory=dict)
-    cases_created: int = 0
-    studies_created: int = 0
-    series_created: int = 0
-    files_uploaded: int = 0
-    files_present: int = 0  # already on the server
-    bytes_uploaded: int = 0
-    elapsed: float = 0.0
-    interrupted: bool = False  # by a signal
-
-    @property
-    def problems(self) -> list[CaseOutcome]:
-        return [o for o in self.outcomes.values() if o.status not in ("done", "unchanged")]
-
-    @property
-    def throughput(self) -> float:
-        return self.bytes_uploaded / self.elapsed if self.elapsed > 0 else 0.0
-
-
-class Events(Protocol):
-    def plan(self, plan: Plan) -> None: ...
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None: ...
-    def uploaded(self, count: int) -> None: ...
-    def notice(self, message: str) -> None: ...
-    def summary(self, report: ApplyReport, api_url: str) -> None: ...
-    def close(self) -> None: ...
 
 
 def case_url(api_url: str, case_id: int) -> str:
@@ -89,8 +52,8 @@ class JsonEvents:
     def plan(self, plan: Plan) -> None:
         self._emit("plan", plan=plan_to_dict(plan))
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
-        self._emit("step", case=case, step=step, state=state, detail=detail)
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
+        self._emit("step", case=case, step=step.label, state=state, detail=detail)
 
     def uploaded(self, count: int) -> None:
         """Byte counts are summed into the summary; per-chunk events would flood the stream."""
@@ -123,7 +86,7 @@ class PlainEvents:
         self.total_bytes = plan.upload_bytes
         self.console.print(render_text(plan), end="", markup=False, highlight=False)
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
         if state != "started":
             stamp = time.strftime("%H:%M:%S")
             extra = f" ({detail})" if detail else ""
@@ -179,12 +142,12 @@ class RichEvents(PlainEvents):
                     f"  {case.key}: waiting", total=len(case.actions)
                 )
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
         self.live.start()  # only once work starts: the confirmation prompt comes before
         task = self.cases.get(case)
         if task is not None:
             self.steps.update(task, description=f"  {case}: {step} {state}")
-            if state == "done" and not step.startswith("upload"):
+            if state == "done" and step.kind.is_action:  # not uploads, not --wait's jobs
                 self.steps.advance(task)
         if state == "failed":
             line = f"{case}: {step} failed ({detail})"
@@ -224,7 +187,7 @@ def print_summary(console: Console, report: ApplyReport, api_url: str) -> None:
             problems.add_row(outcome.key, outcome.status, outcome.message or "-")
         console.print(problems)
     for outcome in report.outcomes.values():
-        if outcome.case_id is not None and outcome.status in ("done", "unchanged"):
+        if outcome.case_id is not None and outcome.status in FINE:
             console.print(f"{outcome.key}: {case_url(api_url, outcome.case_id)}", markup=False)
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from casesync.cli.progress import ApplyReport, Events
 from casesync.errors import (
     CasesyncError,
     ConfigError,
@@ -34,6 +33,7 @@ from casesync.sync.executor import ApplyOptions, Executor
 from casesync.sync.journal import Ledger
 from casesync.sync.lockfile import check_writable
 from casesync.sync.plan import Plan, make_plan
+from casesync.sync.report import ApplyReport, Events
 from casesync.sync.runlock import run_lock
 from casesync.sync.workflow import PreparedPlan, prepare_plan
 

@@ -1,13 +1,16 @@
-"""Which listed case a lost case create made: adopted only when nothing else explains it."""
+"""Which listed case a lost case create made (adopted only when nothing else explains it),
+and the draft quota check."""
 
 from __future__ import annotations
 
 import pytest
 
-from casesync.api.models import RemoteCase
+from casesync.api.models import Quotas, RemoteCase, User
+from casesync.errors import Refused
 from casesync.sync.journal import Intent
 from casesync.sync.lockfile import Lock, LockedCase
-from casesync.sync.settle import judge
+from casesync.sync.plan import CasePlan, CreateCase, MarkUploadFinished
+from casesync.sync.remote import check_quota, judge
 
 SENT = "2026-03-01T10:00:00.000+00:00"
 
@@ -64,3 +67,23 @@ def test_anything_else_is_left_to_the_user_with_the_candidates(
 def test_a_rival_with_another_title_is_no_rival() -> None:
     verdict = judge(intent(), [listed(3)], lock(), [intent("b", title="Other")])
     assert verdict.adopted == listed(3)
+
+
+def new_case(key: str) -> CasePlan:
+    return CasePlan(key, key.upper(), None, (CreateCase(key.upper()),), ())
+
+
+@pytest.mark.parametrize(
+    ("allowed", "used", "refused"), [(3, 1, False), (2, 1, True), (None, 9, False)]
+)
+def test_the_quota_counts_only_cases_still_to_create(
+    allowed: int | None, used: int, refused: bool
+) -> None:
+    user = User("jane", Quotas(allowed, used, None, 0))
+    done = CasePlan("k1", "K1", 1, (MarkUploadFinished(),), ())
+    cases = [new_case("a"), new_case("b"), done, new_case("k7")]  # k7 is locked already
+    if refused:
+        with pytest.raises(Refused, match=r"2 new cases to create.*allows only 1 more"):
+            check_quota(user, cases, lock(7))
+    else:
+        check_quota(user, cases, lock(7))
