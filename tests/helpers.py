@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from repofactory import write_case, write_pngs, write_project
 
+from casesync.api.credentials import TokenProvider, token_provider
 from casesync.cli.progress import JsonEvents
 from casesync.errors import CasesyncError
 from casesync.project.validate import validate_project
@@ -116,6 +118,11 @@ def user_answers(root: Path, state: dict[str, Any], api_url: str) -> list[tuple[
     return answers
 
 
+def env_tokens(api_url: str) -> TokenProvider:
+    """Tokens as the CLI finds them: from the CASESYNC_* variables the test set."""
+    return token_provider(api_url, os.environ)
+
+
 def apply_in_process(
     root: Path, api_url: str, **options: Any
 ) -> tuple[CasesyncError | None, list[dict[str, Any]]]:
@@ -130,7 +137,7 @@ def apply_in_process(
     )
     error = None
     try:
-        run_apply(settings, JsonEvents(out), lambda: True)
+        run_apply(settings, JsonEvents(out), lambda: True, env_tokens)
     except CasesyncError as exc:
         error = exc
     return error, [json.loads(line) for line in out.getvalue().splitlines()]

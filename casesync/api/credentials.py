@@ -69,7 +69,7 @@ class Credentials:
         return Client(self.client_id, self.client_secret)
 
 
-def credentials_path(env: Mapping[str, str] | None = None) -> Path:
+def credentials_path(env: Mapping[str, str]) -> Path:
     """``CASESYNC_CREDENTIALS``, else ``$XDG_CONFIG_HOME/casesync``, else ``~/.config/casesync``."""
     named = env_value(CREDENTIALS_ENV, env)
     if named:
@@ -220,12 +220,15 @@ class TokenProvider:
 
 def token_provider(
     api_url: str,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
     *,
     notice: Notice = _stderr,
     timeouts: Timeouts | None = None,
 ) -> TokenProvider:
-    """The first source of credentials, in the documented order, for ``api_url``."""
+    """The first source of credentials, in the documented order, for ``api_url``.
+
+    ``env`` is the CLI's environment, passed in: only the CLI and settings read the process's.
+    """
     access = env_value(ACCESS_ENV, env)
     if access:
         return TokenProvider(api_url, access, source=ACCESS_ENV, timeouts=timeouts)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import webbrowser
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -32,14 +33,23 @@ from casesync.phi import cli as phi_cli
 from casesync.project.schema import schema_text
 from casesync.project.validate import validate_project
 from casesync.project.yamlload import Problem
-from casesync.settings import debug_from_env, env_int, find_project_root, resolve_timeouts
-from casesync.sync.apply import ApplySettings, run_apply
+from casesync.settings import (
+    Timeouts,
+    debug_from_env,
+    env_int,
+    find_project_root,
+    resolve_timeouts,
+)
+from casesync.sync.apply import ApplySettings, TokenSource, run_apply
 from casesync.sync.executor import ApplyOptions
 from casesync.sync.lockfile import atomic_write_text
 from casesync.sync.report import Events
 from casesync.sync.resolve import Answer
 from casesync.sync.resolve import resolve as resolve_unknown
 from casesync.sync.workflow import InvalidProject, prepare_plan
+
+if TYPE_CHECKING:
+    from casesync.api.credentials import TokenProvider
 
 app = typer.Typer(
     name="casesync",
@@ -296,6 +306,17 @@ def anonymise(
 # --- apply ---
 
 
+def _tokens_from_env(timeouts: Timeouts) -> TokenSource:
+    """Tokens as ``casesync login`` and the ``CASESYNC_*`` variables give them."""
+
+    def tokens(api_url: str) -> TokenProvider:
+        from casesync.api.credentials import token_provider
+
+        return token_provider(api_url, os.environ, timeouts=timeouts)
+
+    return tokens
+
+
 def _apply_events(fmt: str) -> Events:
     if fmt == "json":
         return JsonEvents(sys.stdout)
@@ -377,7 +398,12 @@ def apply(
         ),
     )
     try:
-        run_apply(settings, _apply_events(fmt), lambda: typer.confirm("Apply?", default=False))
+        run_apply(
+            settings,
+            _apply_events(fmt),
+            lambda: typer.confirm("Apply?", default=False),
+            _tokens_from_env(settings.timeouts),
+        )
     except InvalidProject as exc:
         _print_problems(exc.result.problems, fmt)
         raise
@@ -566,7 +592,7 @@ def login(
         typer.echo("Open this URL in a browser, approve casesync, then paste the code shown:")
         typer.echo(f"  {authorize_url(url, client_id, redirect_uri)}")
         code = typer.prompt("Authorization code")
-    path = auth.credentials_path()
+    path = auth.credentials_path(os.environ)
     client = Client(client_id, client_secret)
     asyncio.run(auth.login(url, client, code, redirect_uri, path, resolve_timeouts()))
     typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
@@ -577,7 +603,7 @@ def logout() -> None:
     """Revoke the stored token on its server (where supported) and remove the credentials file."""
     from casesync.api import credentials as auth
 
-    path = auth.credentials_path()
+    path = auth.credentials_path(os.environ)
     done = asyncio.run(auth.logout(path, resolve_timeouts()))
     if not done.had_login:
         typer.echo(f"not logged in: no {path}")
@@ -600,6 +626,6 @@ def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption =
 
     _check_format(fmt, ("text", "json"))
     url = _auth_api_url(ctx, api_url)
-    tokens = auth.token_provider(url, timeouts=resolve_timeouts())
+    tokens = auth.token_provider(url, os.environ, timeouts=resolve_timeouts())
     user = asyncio.run(auth.current_user(url, tokens))
     typer.echo(auth.describe_user(user, url, fmt), nl=False)

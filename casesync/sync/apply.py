@@ -1,7 +1,9 @@
 """``casesync apply`` as a plain function: lock the repo, settle the journal, plan, confirm, run.
 
-The CLI only gathers ``ApplySettings``; everything that decides what happens is here, and the
-async work is delegated to the executor. Signals: the first SIGINT/SIGTERM stops new work and
+The CLI only gathers ``ApplySettings`` and says where tokens come from (``TokenSource``: the
+environment or the login file for the CLI, the emulator's own token for the demo); this module
+never reads the environment. Everything that decides what happens is here, and the async work
+is delegated to the executor. Signals: the first SIGINT/SIGTERM stops new work and
 lets requests in flight finish (bounded grace), the second exits at once.
 """
 
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from casesync.errors import (
     CasesyncError,
@@ -37,6 +39,12 @@ from casesync.sync.report import ApplyReport, Events
 from casesync.sync.runlock import run_lock
 from casesync.sync.workflow import PreparedPlan, prepare_plan
 
+if TYPE_CHECKING:
+    from casesync.api.credentials import TokenProvider
+
+# the API URL (known once the project is read) -> the tokens to call it with
+TokenSource = Callable[[str], "TokenProvider"]
+
 
 @dataclass(frozen=True)
 class ApplySettings:
@@ -52,7 +60,9 @@ class ApplySettings:
     options: ApplyOptions = field(default_factory=ApplyOptions)  # what the executor needs
 
 
-def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], bool]) -> ApplyReport:
+def run_apply(
+    settings: ApplySettings, events: Events, confirm: Callable[[], bool], tokens: TokenSource
+) -> ApplyReport:
     """Apply the plan; raise PartialFailure (4), Refused (5) or Interrupted (130) as due."""
     with run_lock(settings.root, events.notice), contextlib.closing(events):
         prepared, ledger, plan = settle_and_plan(
@@ -72,7 +82,7 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
             if not confirm():
                 raise Refused("apply cancelled: nothing was sent")
         report, fatal = asyncio.run(
-            _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events)
+            _execute(settings, tokens(prepared.api_url), prepared.manifest, plan, ledger, events)
         )
         ledger.compact()  # keeps every result the saved lockfile lacks
         events.summary(report, prepared.api_url)
@@ -134,7 +144,7 @@ def _select(plan: Plan, keys: tuple[str, ...]) -> Plan:
 
 async def _execute(
     settings: ApplySettings,
-    api_url: str,
+    tokens: TokenProvider,
     manifest: Manifest,
     plan: Plan,
     ledger: Ledger,
@@ -143,12 +153,10 @@ async def _execute(
     """Run the executor under the two-stage signal handling; also return what stopped it."""
     # aiohttp is imported only by the commands that talk to the server (startup time)
     from casesync.api.client import RadiopaediaClient
-    from casesync.api.credentials import token_provider
 
     loop = asyncio.get_running_loop()
-    tokens = token_provider(api_url, timeouts=settings.timeouts)
     async with RadiopaediaClient(
-        api_url,
+        tokens.api_url,
         tokens,
         api_concurrency=settings.options.api_concurrency,
         upload_concurrency=settings.options.upload_concurrency,
