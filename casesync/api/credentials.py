@@ -22,9 +22,9 @@ from casesync.api import oauth
 from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
 from casesync.api.oauth import Client, TokenGrant, UnusableGrant, exchange_code, refresh_grant
+from casesync.atomicfile import atomic_write_text
 from casesync.errors import ApiError, AuthError, ConfigError
 from casesync.settings import Timeouts, env_value
-from casesync.sync.lockfile import atomic_write_text
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
 CLIENT_ID_ENV = "CASESYNC_CLIENT_ID"

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from casesync import __version__
+from casesync.atomicfile import atomic_write_text
 from casesync.cli.progress import JsonEvents, PlainEvents, RichEvents, hashing_progress
 from casesync.cli.render import (
     MARKDOWN_BUDGET,
@@ -42,7 +43,6 @@ from casesync.settings import (
 )
 from casesync.sync.apply import ApplySettings, TokenSource, run_apply
 from casesync.sync.executor import ApplyOptions
-from casesync.sync.lockfile import atomic_write_text
 from casesync.sync.report import Events
 from casesync.sync.resolve import Answer
 from casesync.sync.resolve import resolve as resolve_unknown

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from casesync.atomicfile import atomic_write_text
 from casesync.errors import LockfileError, StateWriteError
 from casesync.settings import STATE_DIR
 from casesync.sync.lockfile import (
@@ -31,7 +32,6 @@ from casesync.sync.lockfile import (
     LockedFile,
     LockedSeries,
     LockedStudy,
-    atomic_write_text,
     remove_stale_temp_files,
     save_lock,
     want,

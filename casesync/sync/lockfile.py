@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from casesync.atomicfile import atomic_write_text
 from casesync.errors import LockfileError, StateWriteError
 
 LOCK_VERSION = 1
@@ -369,24 +370,3 @@ def remove_stale_temp_files(path: Path) -> None:
     """
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
-    folder = path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
