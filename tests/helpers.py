@@ -16,7 +16,7 @@ from casesync.errors import CasesyncError
 from casesync.project.validate import validate_project
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.executor import ApplyOptions
-from casesync.sync.journal import Ledger
+from casesync.sync.journal import Ledger, SeriesRecord, StudyRecord
 from casesync.sync.lockfile import load_lock
 from casesync.sync.resolve import Answer
 
@@ -103,13 +103,13 @@ def user_answers(root: Path, state: dict[str, Any], api_url: str) -> list[tuple[
     answers = []
     for intent in Ledger(root, lock_path, load_lock(lock_path, api_url)).recover():
         record = intent.record
-        if intent.kind == "study":
-            case = next(c for c in state["cases"] if c["id"] == record["case_id"])
-            found = [s["id"] for s in case["studies"] if s["position"] == record["position"]]
+        if isinstance(record, StudyRecord):
+            case = next(c for c in state["cases"] if c["id"] == record.case_id)
+            found = [s["id"] for s in case["studies"] if s["position"] == record.position]
             answer = Answer(study_id=found[0]) if found else Answer(not_created=True)
-        elif intent.kind == "series":
-            ids = [f["upload_id"] for f in record["files"]]
-            series = studies[record["study_id"]]["series"]
+        elif isinstance(record, SeriesRecord):
+            ids = [f.upload_id for f in record.files]
+            series = studies[record.study_id]["series"]
             jobs = [s["job_id"] for s in series if s["upload_ids"] == ids]
             answer = Answer(series_job=jobs[0]) if jobs else Answer(not_created=True)
         else:

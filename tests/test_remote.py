@@ -7,7 +7,7 @@ import pytest
 
 from casesync.api.models import Quotas, RemoteCase, User
 from casesync.errors import Refused
-from casesync.sync.journal import Intent
+from casesync.sync.journal import CaseRecord, Intent
 from casesync.sync.lockfile import Lock, LockedCase
 from casesync.sync.plan import CasePlan, CreateCase, MarkUploadFinished
 from casesync.sync.remote import check_quota, judge
@@ -16,7 +16,7 @@ SENT = "2026-03-01T10:00:00.000+00:00"
 
 
 def intent(key: str = "a", title: str = "T") -> Intent:
-    return Intent("r-" + key, "case", key, "case", SENT, {"title": title, "fields": {}})
+    return Intent("r-" + key, key, "case", SENT, CaseRecord(title, {}))
 
 
 def listed(case_id: int, created_at: str = "2026-03-01T10:00:01Z", title: str = "T") -> RemoteCase:

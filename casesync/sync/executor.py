@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from casesync.api.models import (
     CaseFields,
@@ -34,8 +34,19 @@ from casesync.errors import (
     OutcomeUnknown,
 )
 from casesync.project.manifest import CaseSpec, Manifest
-from casesync.sync.journal import Intent, Ledger
-from casesync.sync.lockfile import fingerprints
+from casesync.sync.journal import (
+    CaseMade,
+    CaseRecord,
+    Intent,
+    Ledger,
+    Made,
+    Record,
+    SeriesMade,
+    SeriesRecord,
+    StudyMade,
+    StudyRecord,
+)
+from casesync.sync.lockfile import LockedFile, fingerprints
 from casesync.sync.plan import (
     CasePlan,
     CreateSeries,
@@ -249,14 +260,14 @@ class Executor:
         locked = self.ledger.lock.cases.get(plan.key)
         if locked is not None:
             return locked.case_id
-        record = {"title": spec.fields.title, "fields": fingerprints(spec.sent_fields())}
+        record = CaseRecord(spec.fields.title, fingerprints(spec.sent_fields()))
         step = Step.create_case()
         for _ in range(CASE_CREATE_ATTEMPTS):
             self._check_stop()
             self.events.step(plan.key, step, "started")
             try:
                 intent, remote = await self._send(
-                    plan.key, "case", "case", record, lambda: self.client.create_case(spec.fields)
+                    plan.key, "case", record, lambda: self.client.create_case(spec.fields)
                 )
             except CaseBlocked as lost:  # the listing may tell
                 await self.clock.sleep(self.options.settle_seconds)
@@ -268,7 +279,7 @@ class Executor:
             except (ApiError, AuthError) as exc:
                 self.events.step(plan.key, step, "failed", str(exc))
                 raise
-            self.ledger.finish(intent, {"case_id": remote.id, "created_at": remote.created_at})
+            self.ledger.finish(intent, CaseMade(remote.id, remote.created_at))
             self.report.cases_created += 1
             self.events.step(plan.key, step, "done", f"id {remote.id}")
             return remote.id
@@ -279,20 +290,19 @@ class Executor:
     ) -> int:
         study = spec.studies[action.study_index]
         step = Step.create_study(action.study_index)
-        record = {
-            "case_id": case_id,
-            "study_index": action.study_index,
-            "position": action.position,
-            "key": study.key,
-            "fields": fingerprints(study.sent_fields()),
-        }
+        record = StudyRecord(
+            case_id,
+            action.position,
+            study.key,
+            fingerprints(study.sent_fields()),
+            action.study_index,
+        )
         remote = await self._create(
             key,
-            "study",
             (study_label(action.study_index), step),
             record,
             lambda: self.client.create_study(case_id, study.fields(action.position)),
-            lambda made: {"study_id": made.id},
+            lambda made: StudyMade(made.id),
         )
         self.report.studies_created += 1
         self.events.step(key, step, "done", f"id {remote.id}, pos {action.position}")
@@ -308,27 +318,25 @@ class Executor:
         upload_ids: dict[str, int],
     ) -> None:
         series = spec.studies[action.study_index].series[action.series_index]
-        files = [
-            {"path": f.path, "size": f.size, "sha256": f.sha256, "upload_id": upload_ids[f.sha256]}
-            for f in series.files
-        ]
-        record = {
-            "case_id": case_id,
-            "study_id": study_id,
-            "content_id": series.content_id,
-            "key": series.key,
-            "fields": fingerprints(series.sent_fields()),
-            "files": files,
-        }
+        files = tuple(
+            LockedFile(f.path, f.size, f.sha256, upload_ids[f.sha256]) for f in series.files
+        )
+        record = SeriesRecord(
+            case_id,
+            study_id,
+            series.content_id,
+            series.key,
+            fingerprints(series.sent_fields()),
+            files,
+        )
         step = Step.create_series(action.study_index, action.series_index)
         ids = [upload_ids[f.sha256] for f in series.files]  # slice order
         job_id = await self._create(
             key,
-            "series",
             (series_label(action.study_index, action.series_index), step),
             record,
             lambda: self.client.create_series(case_id, study_id, series.fields(), ids),
-            lambda made: {"job_id": made},
+            lambda made: SeriesMade(made),
         )
         self.report.series_created += 1
         self.events.step(key, step, "done", f"job {job_id}")
@@ -336,18 +344,17 @@ class Executor:
     async def _create(
         self,
         key: str,
-        kind: str,
         named: tuple[str, Step],  # the journal's label, the step shown
-        record: dict[str, Any],
+        record: StudyRecord | SeriesRecord,
         request: Callable[[], Awaitable[T]],
-        remote: Callable[[T], dict[str, Any]],
+        remote: Callable[[T], Made],
     ) -> T:
         """A study or series create, bracketed by the journal; unknown outcome blocks the case."""
         label, step = named
         self._check_stop()
         self.events.step(key, step, "started")
         try:
-            intent, made = await self._send(key, kind, label, record, request)
+            intent, made = await self._send(key, label, record, request)
         except CaseBlocked:
             self.events.step(key, step, "failed", "outcome unknown")
             raise
@@ -360,9 +367,8 @@ class Executor:
     async def _send(
         self,
         key: str,
-        kind: str,
         label: str,
-        record: dict[str, Any],
+        record: Record,
         request: Callable[[], Awaitable[T]],
     ) -> tuple[Intent, T]:
         """Journal the intent, then send: only ``OutcomeUnknown`` leaves the intent open.
@@ -372,7 +378,7 @@ class Executor:
         """
         async with self._sending:
             self._check_stop()
-            intent = self.ledger.begin(kind, key, label, record)
+            intent = self.ledger.begin(key, label, record)
             try:
                 return intent, await request()
             except OutcomeUnknown as exc:

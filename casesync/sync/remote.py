@@ -18,7 +18,7 @@ from typing import Protocol
 
 from casesync.api.models import RemoteCase, User
 from casesync.errors import Refused
-from casesync.sync.journal import Intent, Ledger
+from casesync.sync.journal import CaseMade, CaseRecord, Intent, Ledger
 from casesync.sync.lockfile import Lock
 from casesync.sync.plan import CasePlan, CreateCase
 from casesync.sync.report import ApplyReport, Events
@@ -50,7 +50,7 @@ def judge(
     intent: Intent, listing: Iterable[RemoteCase], lock: Lock, pending: Iterable[Intent]
 ) -> Verdict:
     """The verdict on ``intent`` from the listing, the lock and the other unsettled creates."""
-    title = intent.record["title"]
+    title = _title(intent)
     known = {case.case_id for case in lock.cases.values()}
     since = intent.sent_at - CLOCK_SKEW
     dated: list[RemoteCase] = []
@@ -67,9 +67,7 @@ def judge(
     if not candidates:
         return Verdict()
     rivals = sorted(
-        other.case
-        for other in pending
-        if other.kind == "case" and other.case != intent.case and other.record["title"] == title
+        other.case for other in pending if other.case != intent.case and _title(other) == title
     )
     if rivals:
         doubt = f"{', '.join(rivals)} is also being created with the title {title!r}"
@@ -80,6 +78,11 @@ def judge(
     else:
         return Verdict(adopted=dated[0])
     return Verdict(candidates=candidates, doubt=doubt)
+
+
+def _title(intent: Intent) -> str | None:
+    """The title a case create sent; None for a study or series create."""
+    return intent.record.title if isinstance(intent.record, CaseRecord) else None
 
 
 def _parse_time(text: str) -> dt.datetime | None:
@@ -150,7 +153,7 @@ class Remote:
             raise CaseBlocked(intent, verdict.way_out(intent))
         if verdict.adopted is not None:
             case = verdict.adopted
-            self.ledger.finish(intent, {"case_id": case.id, "created_at": case.created_at})
+            self.ledger.finish(intent, CaseMade(case.id, case.created_at))
             self.events.notice(
                 f"case {intent.case}: the create sent at {intent.local_time()} did reach the "
                 f"server: adopted case {case.id} from the case listing"
