@@ -167,3 +167,37 @@ def test_version(tmp_path: Path) -> None:
 def test_unknown_option_is_exit_1_not_2(tmp_path: Path) -> None:
     result = casesync("plan", "--bogus", cwd=tmp_path)
     assert result.returncode == 1
+
+
+def dicom_with_phi_warnings(root: Path) -> Path:
+    """A valid project whose one CT series passes the PHI gate with lo-value warnings."""
+    from phifactory import clean_ct, write
+
+    case_dir = write_case(root, "ct-01", SIMPLE_CASE.replace("X-ray", "CT"))
+    (case_dir / "xr").mkdir()
+    write(clean_ct(), case_dir / "xr" / "1.dcm")
+    (root / "casesync.yaml").write_text("version: 1\n")
+    return root
+
+
+def test_phi_warnings_reach_every_plan_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from casesync.__main__ import main
+
+    root = dicom_with_phi_warnings(tmp_path)
+    outputs = {}
+    for fmt in ("text", "json", "markdown"):
+        with pytest.raises(SystemExit) as done:
+            main(["-C", str(root), "plan", "--format", fmt])
+        assert done.value.code == 0
+        outputs[fmt] = capsys.readouterr().out
+    text = outputs["text"]
+    assert text.count("[lo-value]") == 1  # in the plan, not printed a second time above it
+    assert "    ! study 1 series 1: PHI gate [lo-value] " in text
+    assert text.rstrip().endswith(", 1 warning.")
+    document = json.loads(outputs["json"])
+    assert document["summary"]["warnings"] == 1
+    assert [w["code"] for w in document["cases"][0]["warnings"]] == ["phi-lo-value"]
+    assert "(new case: 4 to do, 1 warning)" in outputs["markdown"]
+    assert "| ⚠️ | study 1 series 1: PHI gate [lo-value] " in outputs["markdown"]

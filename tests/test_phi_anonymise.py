@@ -170,9 +170,7 @@ def test_cli_check_phi_exit_codes_and_anonymise(
     with pytest.raises(SystemExit) as failed:
         main(["check-phi", str(src)])
     assert failed.value.code == 3
-    assert (
-        "[person-name] PatientName (0010,0010): 1 file(s), e.g. mr.dcm" in capsys.readouterr().out
-    )
+    assert "[person-name] PatientName (0010,0010), " in capsys.readouterr().out
     with pytest.raises(SystemExit) as done:
         main(["anonymise", str(src), str(tmp_path / "out" / "dst")])
     assert done.value.code == 0

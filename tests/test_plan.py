@@ -8,6 +8,7 @@ from casesync.project.manifest import (
     Location,
     Manifest,
     Project,
+    SeriesNote,
     SeriesSpec,
     StudySpec,
 )
@@ -227,3 +228,23 @@ def test_plan_order_is_the_manifest_order() -> None:
     plan = make_plan(manifest(*specs), Lock(API), API)
     assert [c.key for c in plan.cases] == ["b", "a", "c"]
     assert all(isinstance(c.actions[0], CreateCase) for c in plan.cases)
+
+
+def test_phi_warnings_of_a_series_to_create_are_plan_warnings() -> None:
+    note = SeriesNote("phi-lo-value", "PHI gate [lo-value] X (0008,0080): check it", ("X",))
+    noted = replace(series("1", "2"), notes=(note,))
+    spec = case("a", study("CT", series("9")), study("CT", noted))
+    plan = make_plan(manifest(spec), Lock(API, {}), API)
+    [warning] = plan.cases[0].warnings
+    assert warning.code == "phi-lo-value"
+    assert warning.message == "study 2 series 1: PHI gate [lo-value] X (0008,0080): check it"
+    assert warning.fields == ("X",)
+    assert plan.warning_count == 1
+
+
+def test_phi_warnings_of_a_series_already_sent_are_not_repeated() -> None:
+    note = SeriesNote("phi-lo-value", "PHI gate [lo-value] X (0008,0080): check it", ("X",))
+    spec = case("a", study("CT", replace(series("1"), notes=(note,))))
+    plan = make_plan(manifest(spec), Lock(API, {"a": locked(spec)}), API)
+    assert not plan.has_changes and plan.warning_count == 0
+    assert replace(series("1"), notes=(note,)) == series("1")  # notes are not identity

@@ -2,12 +2,14 @@
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_plan import API, case, locked, manifest, series, study
 
 from casesync.cli.render import MARKDOWN_MARKER, human_bytes, render_plan, summary_line
+from casesync.project.manifest import SeriesNote
 from casesync.sync.lockfile import Lock
 from casesync.sync.plan import Plan, make_plan
 
@@ -22,9 +24,15 @@ def sample_plan() -> Plan:
         study("MRI", series("4", "5", perspective="Sagittal")),
         title="Meniscal tear | knee",
     )
+    lo_value = SeriesNote(
+        "phi-lo-value",
+        "PHI gate [lo-value] ContrastBolusAgent (0018,0010): long strings may hold personal data; "
+        "check what it says; 3 of 3 files, e.g. cases/a/1.png",
+        ("ContrastBolusAgent (0018,0010)",),
+    )
     new = case(
         "appendicitis-01",
-        study("CT", series("1", "2", "3"), caption="CT <abdomen>"),
+        study("CT", replace(series("1", "2", "3"), notes=(lo_value,)), caption="CT <abdomen>"),
         title="Acute appendicitis",
     )
     gone = case("removed-case", study("CT", series("9")))
@@ -47,6 +55,9 @@ def test_json_plan_is_versioned_and_parses() -> None:
     document = json.loads(render_plan(sample_plan(), "json"))
     assert document["format_version"] == 1
     assert document["summary"]["cases_to_create"] == 1
+    assert document["summary"]["warnings"] == 3  # the PHI gate's warning counts too
+    [phi] = document["cases"][0]["warnings"]
+    assert (phi["code"], phi["fields"]) == ("phi-lo-value", ["ContrastBolusAgent (0018,0010)"])
     assert document["inputs_digest"].startswith("sha256:")
 
 

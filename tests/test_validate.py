@@ -1,5 +1,6 @@
 """Every validation rule, each with a bad manifest and the exact file:line:col it reports."""
 
+import json
 import os
 from pathlib import Path
 
@@ -345,3 +346,38 @@ def test_two_files_of_one_sop_instance_are_named(tmp_path: Path) -> None:
     ]
     phi = [m for m in messages(root) if "PHI gate" in m]
     assert phi  # the gate still ran on the series in the same run
+
+
+def test_phi_lines_are_one_per_rule_names_first_and_the_advice_comes_once(tmp_path: Path) -> None:
+    from casesync.cli.render import render_problems_json, render_problems_text
+
+    result = validate_project(dicom_case(tmp_path))
+    phi = [p for p in result.problems if "PHI gate" in p.message]
+    rules = [p.message.split("]")[0] for p in phi]
+    assert len(rules) == len(set(rules)) >= 5
+    assert phi[0].message.startswith("PHI gate [person-name] PatientName (0010,0010)")
+    assert phi[1].message.startswith("PHI gate [age-string] PatientAge (0010,1010)")
+    assert phi[2].message.startswith("PHI gate [not-fixed-point] PatientID (0010,0020), ")
+    assert all(p.hint is None and "casesync anonymise" not in p.message for p in phi)
+    advice = (
+        "to fix the errors above: run 'casesync anonymise SRC DST' and point the manifest at DST"
+    )
+    assert result.advice == [advice]
+    text = render_problems_text(result.problems, result.advice)
+    assert text.count("casesync anonymise") == 1 and text.splitlines()[-2] == advice
+    assert json.loads(render_problems_json(result.problems, result.advice))["advice"] == [advice]
+
+
+def test_phi_warnings_are_attached_to_their_series_for_the_plan(tmp_path: Path) -> None:
+    from phifactory import clean_ct, write
+
+    root = one_case(tmp_path, SIMPLE_CASE.replace("X-ray", "CT"), images={})
+    (root / "cases/a/xr").mkdir()
+    write(clean_ct(), root / "cases/a/xr/1.dcm")
+    result = validate_project(root)
+    assert result.manifest is not None and result.advice == []
+    [series] = result.manifest.cases[0].studies[0].series
+    [note] = series.notes
+    assert note.code == "phi-lo-value"
+    assert note.tags and all(tag in note.message for tag in note.tags)
+    assert [str(p) for p in result.warnings] == [f"cases/a/case.yaml:11:9: warning: {note.message}"]

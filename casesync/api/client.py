@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -19,12 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+import aiofiles
 import aiohttp
 
 from casesync.api import wire
 from casesync.api.models import (
     CaseFields,
     JobStatus,
+    OriginalSeries,
     RemoteCase,
     RemoteStudy,
     SeriesFields,
@@ -34,6 +37,7 @@ from casesync.api.models import (
 )
 from casesync.api.pacer import NOT_PROCESSED, SERVER_ERRORS, Pacer, RetryPolicy, retry_after_seconds
 from casesync.api.transport import (
+    CHUNK,
     REDACTED,
     Reply,
     SendFailed,
@@ -48,7 +52,7 @@ from casesync.api.transport import (
     trim,
 )
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
-from casesync.settings import Timeouts, check_api_url
+from casesync.settings import Timeouts, check_api_url, transport_allowed
 
 log = logging.getLogger("casesync.api")
 
@@ -226,6 +230,58 @@ class RadiopaediaClient:
         path = wire.mark_finished_path(case_id)
         case, _ = await self._fetch("PUT", path, _plain(wire.parse_case))
         return case
+
+    async def originals(self, case_id: int) -> list[OriginalSeries]:
+        """Row 11 (inferred): the original files of every series of the case, as GET URLs.
+
+        The only caller of ``wire.originals_path`` and ``wire.parse_originals``: any answer of
+        another shape fails here, with a message saying the endpoint's form was assumed.
+        """
+        path = wire.originals_path(case_id)
+        reply = await self._api("GET", path, idempotent=True)
+        try:
+            return wire.parse_originals(json.loads(reply.text))
+        except ValueError as exc:
+            raise ApiError(
+                f"GET {path}: the answer is not the shape casesync assumes for the originals "
+                f"endpoint ({exc}): {trim(reply.text)}",
+                method="GET",
+                path=path,
+                status=reply.status,
+                hint="this endpoint is undocumented (README, 'What was assumed about the "
+                "originals endpoint'); nothing was written",
+            ) from None
+
+    async def download(self, url: str, dest: Path) -> tuple[str, int]:
+        """Stream a presigned GET URL into ``dest`` (no Authorization); its sha256 and size."""
+        shown = redact_url(url)
+        if not transport_allowed(url):
+            raise ApiError(f"GET {shown}: a download URL that is not https", method="GET")
+        result: list[tuple[str, int]] = []
+
+        async def send(remaining: float) -> Reply:
+            async with self._upload_slots:
+                started = await self.pacer.wait()
+                timeout = aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.stall
+                )
+                try:
+                    async with self.session.get(url, timeout=timeout) as response:
+                        if response.status != 200:
+                            text = await response.text(errors="replace")
+                            return Reply(response.status, text, response.headers, started)
+                        result[:] = [await _stream_to(response, dest)]
+                        return Reply(response.status, "", response.headers, started)
+                except aiohttp.ClientConnectorError as exc:
+                    raise SendFailed(scrub(str(exc), url, shown, None), maybe_sent=False) from None
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    reason = scrub(str(exc), url, shown, None) or type(exc).__name__
+                    raise SendFailed(reason, maybe_sent=True) from None
+
+        reply = await self._retrying("GET", shown, send, idempotent=True)
+        if not reply.ok or not result:
+            raise self._failure("GET", shown, reply, idempotent=True)
+        return result[0]
 
     # --- transport ---
 
@@ -505,6 +561,18 @@ class RadiopaediaClient:
                 body=exc.body,
                 hint="not retried, to avoid a duplicate",
             ) from None
+
+
+async def _stream_to(response: aiohttp.ClientResponse, dest: Path) -> tuple[str, int]:
+    """Write the body to ``dest`` chunk by chunk, hashing as it goes; memory stays flat."""
+    digest = hashlib.sha256()
+    size = 0
+    async with aiofiles.open(dest, "wb") as handle:
+        async for chunk in response.content.iter_chunked(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            await handle.write(chunk)
+    return digest.hexdigest(), size
 
 
 def _worth_retrying(status: int, idempotent: bool) -> bool:

@@ -36,6 +36,9 @@ LATEST_EXPIRY = 2**40  # unix seconds (year 36812): a larger expires_at is not a
 LOGIN_AGAIN = "run 'casesync login' again"
 
 Notice = Callable[[str], None]
+# the API URL (known once the project is read) -> the tokens to call it with; the CLI decides
+# where they come from (environment, login file, the demo's emulator)
+TokenSource = Callable[[str], "TokenProvider"]
 
 
 def _stderr(line: str) -> None:

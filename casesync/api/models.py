@@ -114,3 +114,12 @@ class JobStatus:
     @property
     def succeeded(self) -> bool:
         return self.done and self.status in ("completed-dicom-processing", "ready")
+
+
+@dataclass(frozen=True)
+class OriginalSeries:
+    """One series of ``GET /api/v1/cases/:id/originals``: its files as presigned GET URLs."""
+
+    study_id: int
+    series_id: int | None
+    urls: tuple[str, ...] = field(repr=False)  # in stack order; the query holds a signature

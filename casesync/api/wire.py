@@ -13,6 +13,7 @@ from typing import Any
 from casesync.api.models import (
     CaseFields,
     JobStatus,
+    OriginalSeries,
     Quotas,
     RemoteCase,
     RemoteStudy,
@@ -40,6 +41,11 @@ def studies_path(case_id: int) -> str:
 
 def mark_finished_path(case_id: int) -> str:
     return f"{CASES}/{case_id}/mark_upload_finished"
+
+
+def originals_path(case_id: int) -> str:
+    """Row 11, INFERRED from the UI code of Radiopaedia's own uploader (see parse_originals)."""
+    return f"{CASES}/{case_id}/originals"
 
 
 def series_path(case_id: int, study_id: int) -> str:
@@ -211,3 +217,35 @@ def parse_job(status: int, data: Any, job_id: str) -> JobStatus:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+ORIGINALS_KEY = "original_file_urls_by_study"
+
+
+def parse_originals(data: Any) -> list[OriginalSeries]:
+    """``{"original_file_urls_by_study": {"<study_id>": [{"series_id", "files": [url]}]}}``.
+
+    Known only from one official client's UI code, never confirmed against the server: every
+    other shape is refused with a message saying so, rather than guessed at.
+    """
+    by_study = _object(data, "the originals").get(ORIGINALS_KEY)
+    if not isinstance(by_study, dict):
+        raise WireError(f"expected an object {ORIGINALS_KEY!r} (the shape casesync assumes)")
+    found: list[OriginalSeries] = []
+    for study_key, series_list in by_study.items():
+        if not str(study_key).isdigit() or not isinstance(series_list, list):
+            raise WireError(f"{ORIGINALS_KEY}: study {study_key!r} is not an id with a list")
+        for item in series_list:
+            entry = _object(item, "an original series")
+            files = entry.get("files")
+            if not isinstance(files, list) or not all(isinstance(u, str) and u for u in files):
+                raise WireError("an original series has no list of file URLs 'files'")
+            series_id = entry.get("series_id")
+            found.append(
+                OriginalSeries(
+                    int(study_key),
+                    None if series_id is None else _int(entry, "series_id", "a series"),
+                    tuple(files),
+                )
+            )
+    return found

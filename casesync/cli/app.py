@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 import webbrowser
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -41,7 +43,7 @@ from casesync.settings import (
     find_project_root,
     resolve_timeouts,
 )
-from casesync.sync.apply import ApplySettings, TokenSource, run_apply
+from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.executor import ApplyOptions
 from casesync.sync.report import Events
 from casesync.sync.resolve import Answer
@@ -49,7 +51,7 @@ from casesync.sync.resolve import resolve as resolve_unknown
 from casesync.sync.workflow import InvalidProject, prepare_plan
 
 if TYPE_CHECKING:
-    from casesync.api.credentials import TokenProvider
+    from casesync.api.credentials import TokenProvider, TokenSource
 
 app = typer.Typer(
     name="casesync",
@@ -138,11 +140,12 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(allowed)}")
 
 
-def _print_problems(problems: list[Problem], fmt: str) -> None:
+def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> None:
+    """The problems, then ``advice`` (the PHI gate's fix, said once for all its lines)."""
     if fmt == "json":
-        typer.echo(render_problems_json(problems), nl=False)
+        typer.echo(render_problems_json(problems, advice), nl=False)
     elif problems:
-        typer.echo(render_problems_text(problems), nl=False)
+        typer.echo(render_problems_text(problems, advice), nl=False)
 
 
 @app.command()
@@ -168,7 +171,7 @@ def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
     refresh_editor_schemas(root)
     with hashing_progress() as progress:
         result = validate_project(root, progress=progress)
-    _print_problems(result.problems, fmt)
+    _print_problems(result.problems, fmt, result.advice)
     if result.manifest is None:
         raise InvalidProject(result)
     if fmt == "text":
@@ -197,6 +200,14 @@ def plan(
             help="Markdown only: collapse the cases that do not fit into one summary table.",
         ),
     ] = MARKDOWN_BUDGET,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Also read the case listing (needs login): deleted, published, retitled cases "
+            "and the draft quota.",
+        ),
+    ] = False,
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
 ) -> None:
@@ -209,14 +220,19 @@ def plan(
                 root, api_url_flag=api_url, lock_path=lockfile, progress=progress
             )
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, "json" if fmt == "json" else "text")
+        _print_problems(exc.result.problems, "json" if fmt == "json" else "text", exc.result.advice)
         raise
-    if fmt == "text":
-        _print_problems(prepared.validation.warnings, "text")
-    typer.echo(render_plan(prepared.plan, fmt, max_chars), nl=False)
+    plan_ = prepared.plan
+    if refresh:
+        from casesync.sync.plan import make_plan
+        from casesync.sync.remote import fetch_remote
+
+        remote = fetch_remote(prepared.api_url, _tokens_from_env(resolve_timeouts()))
+        plan_ = make_plan(prepared.manifest, prepared.lock, prepared.api_url, remote)
+    typer.echo(render_plan(plan_, fmt, max_chars), nl=False)
     if out is not None:
-        atomic_write_text(out, render_json(prepared.plan))
-    if detailed_exitcode and prepared.plan.has_changes:
+        atomic_write_text(out, render_json(plan_))
+    if detailed_exitcode and plan_.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
 
 
@@ -238,7 +254,7 @@ def preview(
         with hashing_progress() as progress:
             result = build_preview(_project_root(ctx), tuple(keys or ()), out, progress)
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, "text")
+        _print_problems(exc.result.problems, "text", exc.result.advice)
         raise
     _print_problems(result.validation.warnings, "text")
     typer.echo(
@@ -263,6 +279,7 @@ def schema(
 
 @app.command("check-phi")
 def check_phi(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to check.", exists=True)],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Output format: text or json.")
@@ -270,7 +287,8 @@ def check_phi(
 ) -> None:
     """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
     _check_format(fmt, ("text", "json"))
-    typer.echo(phi_cli.check_phi(paths, fmt), nl=False)
+    cache_path = phi_cli.project_cache_path(_start_dir(ctx))
+    typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
 
 
 @app.command()
@@ -359,6 +377,18 @@ def apply(
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failed case.")
     ] = False,
+    within_quota: Annotated[
+        bool,
+        typer.Option(
+            "--within-quota",
+            help="Create the new cases the draft quota allows (in order), finish the rest; "
+            "the others wait (exit 4).",
+        ),
+    ] = False,
+    recreate: Annotated[
+        list[str] | None,
+        typer.Option("--recreate", help="Create again this case, deleted on the site."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: text or json.")] = "text",
     api_url: ApiUrlOption = None,
     lockfile: LockfileOption = None,
@@ -383,6 +413,7 @@ def apply(
         api_url_flag=api_url,
         lock_path=lockfile,
         cases=tuple(case or ()),
+        recreate=tuple(recreate or ()),
         plan_file=plan_file,
         yes=yes,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
@@ -395,6 +426,7 @@ def apply(
             wait_timeout=wait_timeout,
             fail_fast=fail_fast,
             poll_seconds=env_int("CASESYNC_POLL_SECONDS", 5),
+            within_quota=within_quota,
         ),
     )
     try:
@@ -405,7 +437,7 @@ def apply(
             _tokens_from_env(settings.timeouts),
         )
     except InvalidProject as exc:
-        _print_problems(exc.result.problems, fmt)
+        _print_problems(exc.result.problems, fmt, exc.result.advice)
         raise
 
 
@@ -440,6 +472,115 @@ def resolve(
     root = _project_root(ctx)
     notice = typer.echo
     typer.echo(resolve_unknown(root, key, answer, notice, api_url_flag=api_url, lock_path=lockfile))
+
+
+# --- the site: status, adopt, forget, import ---
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: text or json.")] = "text",
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Ask the server about series still processing.")
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 2 when any case needs attention."),
+    ] = False,
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """One row per case: remote id and URL, status on the site, local state, processing."""
+    from casesync.cli.render import render_status
+    from casesync.sync.remote import fetch_remote
+    from casesync.sync.status import poll_with_client
+    from casesync.sync.status import status as read_status
+
+    _check_format(fmt, ("text", "json"))
+    tokens = _tokens_from_env(resolve_timeouts())
+    report = read_status(
+        _project_root(ctx),
+        api_url_flag=api_url,
+        lock_path=lockfile,
+        jobs=jobs,
+        read=partial(fetch_remote, tokens=tokens),
+        poll=partial(poll_with_client, tokens),
+    )
+    typer.echo(render_status(report, fmt), nl=False)
+    if detailed_exitcode and report.needs_attention:
+        raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+@app.command()
+def adopt(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The manifest's case key.")],
+    case_id: Annotated[int, typer.Option("--case-id", help="The case's id on the site.")],
+    imaging: Annotated[
+        str,
+        typer.Option(
+            "--imaging",
+            help="absent: apply adds the manifest's studies; present: the case already holds "
+            "them (recorded as adopted, only later additions are created).",
+        ),
+    ] = "absent",
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """Record an existing case on the site as the case of manifest KEY (nothing is sent)."""
+    from casesync.sync.adopt import AdoptSettings
+    from casesync.sync.adopt import adopt as adopt_case
+    from casesync.sync.remote import fetch_remote
+
+    settings = AdoptSettings(_project_root(ctx), key, case_id, imaging, api_url, lockfile)
+    read = partial(fetch_remote, tokens=_tokens_from_env(resolve_timeouts()))
+    typer.echo(adopt_case(settings, typer.echo, read))
+
+
+@app.command()
+def forget(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The case key to drop from casesync.lock.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Forget without asking.")] = False,
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """Drop a case from casesync.lock (the next plan creates it again); nothing is deleted."""
+    from casesync.errors import Refused
+    from casesync.sync.adopt import ForgetSettings
+    from casesync.sync.adopt import forget as forget_case
+
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise Refused("forget needs confirmation", hint="pass --yes")
+        if not typer.confirm(f"Forget {key}? The next apply creates it again.", default=False):
+            raise Refused("forget cancelled: nothing changed")
+    typer.echo(forget_case(ForgetSettings(_project_root(ctx), key, api_url, lockfile), typer.echo))
+
+
+@app.command("import")
+def import_case(
+    ctx: typer.Context,
+    case_id: Annotated[
+        int | None, typer.Option("--case-id", help="The case's id on the site.")
+    ] = None,
+    into: Annotated[
+        Path | None,
+        typer.Option("--into", help="New case folder (default cases/<title as a slug>)."),
+    ] = None,
+    all_drafts: Annotated[
+        bool,
+        typer.Option("--all-drafts", help="Import every draft that casesync.lock does not hold."),
+    ] = False,
+    api_url: ApiUrlOption = None,
+    lockfile: LockfileOption = None,
+) -> None:
+    """Write a new case folder from a case on the site: case.yaml, its files, the lock entry."""
+    from casesync.sync.importer import ImportSettings, import_cases
+
+    settings = ImportSettings(_project_root(ctx), case_id, into, all_drafts, api_url, lockfile)
+    import_cases(settings, typer.echo, _tokens_from_env(resolve_timeouts()))
 
 
 # --- emulator ---

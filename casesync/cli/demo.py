@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from casesync.cli.render import render_plan
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import Refused
-from casesync.sync.apply import ApplySettings, TokenSource, run_apply
+from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.lockfile import load_lock
 from casesync.sync.report import Events
 from casesync.sync.workflow import prepare_plan
 
 if TYPE_CHECKING:
-    from casesync.api.credentials import TokenProvider
+    from casesync.api.credentials import TokenProvider, TokenSource
 
 # What a teaching repository holds; the package's tools/ and ci/ are not part of it.
 EXAMPLE_ITEMS = ("casesync.yaml", "README.md", ".gitignore", ".casesync-schemas", "cases")

@@ -30,13 +30,9 @@ from rich.table import Table
 
 from casesync.cli.render import human_bytes, plan_to_dict, render_text
 from casesync.sync.plan import Plan
-from casesync.sync.report import FINE, ApplyReport, Step, StepState
+from casesync.sync.report import FINE, ApplyReport, Step, StepState, case_url
 
 SUMMARY_EVERY_SECONDS = 10.0
-
-
-def case_url(api_url: str, case_id: int) -> str:
-    return f"{api_url}/cases/{case_id}"
 
 
 class JsonEvents:

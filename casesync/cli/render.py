@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from casesync.project.yamlload import Problem
 from casesync.sync.plan import (
     PLAN_FORMAT_VERSION,
     Action,
+    Blocked,
     CasePlan,
     CreateCase,
     CreateSeries,
@@ -23,6 +25,10 @@ from casesync.sync.plan import (
     Plan,
     PlanWarning,
 )
+from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState
+
+if TYPE_CHECKING:  # status imports the planner and the executor: only its type is needed
+    from casesync.sync.status import StatusReport
 
 MARKDOWN_MARKER = "<!-- casesync-plan -->"
 PLAN_FORMATS = ("text", "json", "markdown")
@@ -45,9 +51,16 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word if count == 1 else IRREGULAR_PLURALS.get(word, word + 's')}"
 
 
+def _blocked_count(plan: Plan) -> int:
+    return sum(len(case.blocked) for case in plan.cases)
+
+
 def summary_line(plan: Plan) -> str:
+    blocked = _blocked_count(plan)
     if not plan.has_changes:
         text = "No changes. The remote cases match the manifests."
+        if blocked:
+            text = f"No changes apply can make: {_plural(blocked, 'action')} blocked."
         return (
             text if not plan.warning_count else f"{text} {_plural(plan.warning_count, 'warning')}."
         )
@@ -56,8 +69,25 @@ def summary_line(plan: Plan) -> str:
         f"{_plural(plan.count(CreateStudy), 'study')}, "
         f"{_plural(plan.count(CreateSeries), 'series')} to create, "
         f"{_plural(plan.upload_files, 'file')} ({human_bytes(plan.upload_bytes)}) to upload, "
-        f"{_plural(plan.warning_count, 'warning')}."
+        f"{_plural(plan.warning_count, 'warning')}"
+        + (f", {_plural(blocked, 'action')} blocked." if blocked else ".")
     )
+
+
+def describe_remote(case: CasePlan) -> str:
+    """``published, public`` or ``deleted on the site``; empty when the listing was not read."""
+    if case.remote is None:
+        return ""
+    if case.remote.deleted:
+        return "deleted on the site"
+    return describe_remote_state(case.remote)
+
+
+def _blocked_lines(blocked: tuple[Blocked, ...]) -> list[str]:
+    """Each blocked action, then each distinct reason once."""
+    lines = [f"    x blocked: {describe_action(b.action)}" for b in blocked]
+    reasons = dict.fromkeys(b.reason for b in blocked)
+    return lines + [f"      ({reason})" for reason in reasons]
 
 
 def describe_action(action: Action) -> str:
@@ -86,17 +116,24 @@ def describe_action(action: Action) -> str:
 def render_text(plan: Plan) -> str:
     lines = [f"casesync plan for {plan.api_url}", ""]
     for case in plan.cases:
-        if not case.actions and not case.warnings:
+        if not case.actions and not case.warnings and not case.blocked:
             continue
         symbol = "+" if case.case_id is None else "~"
-        remote = "" if case.case_id is None else f" (id {case.case_id})"
+        about = [f"id {case.case_id}"] if case.case_id is not None else []
+        about += [describe_remote(case)] if case.remote is not None else []
+        remote = f" ({'; '.join(about)})" if about else ""
         lines.append(f"{symbol} case {case.key}{remote}: {case.title}")
         lines.extend(f"    + {describe_action(action)}" for action in case.actions)
+        lines.extend(_blocked_lines(case.blocked))
         lines.extend(f"    ! {warning.message}" for warning in case.warnings)
         lines.append("")
     lines.extend(f"! {warning.message}" for warning in plan.warnings)
     if plan.warnings:
         lines.append("")
+    if plan.checked_at is not None:
+        lines.append(f"Checked against the site at {plan.checked_at}.")
+    if plan.quota is not None:
+        lines.append(plan.quota.describe() + ".")
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
 
@@ -116,19 +153,54 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "bytes_to_upload": plan.upload_bytes,
             "warnings": plan.warning_count,
         },
-        "cases": [_case_dict(case) for case in plan.cases],
+        "cases": [_case_dict(case, plan.checked_at is not None) for case in plan.cases],
         "warnings": [_warning_dict(w) for w in plan.warnings],
+    } | (_refresh_dict(plan) if plan.checked_at is not None else {})
+
+
+def _refresh_dict(plan: Plan) -> dict[str, Any]:
+    """Keys added by ``plan --refresh`` (format_version 1: new keys only, none changed)."""
+    quota = plan.quota
+    return {
+        "remote_checked_at": plan.checked_at,
+        "quota": None if quota is None else quota_dict(quota),
     }
 
 
-def _case_dict(case: CasePlan) -> dict[str, Any]:
+def quota_dict(quota: QuotaUse) -> dict[str, Any]:
     return {
+        "login": quota.login,
+        "draft_case_count": quota.used,
+        "allowed_draft_cases": quota.allowed,
+        "can_create": list(quota.can_create),
+        "waiting_for_quota": list(quota.waiting),
+    }
+
+
+def _case_dict(case: CasePlan, refreshed: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
         "key": case.key,
         "title": case.title,
         "case_id": case.case_id,
         "actions": [_action_dict(action) for action in case.actions],
         "warnings": [_warning_dict(w) for w in case.warnings],
     }
+    if case.blocked:
+        document["blocked"] = [_action_dict(b.action) | {"reason": b.reason} for b in case.blocked]
+    if refreshed:
+        remote = case.remote
+        document["recreate"] = case.recreate
+        document["remote"] = (
+            None
+            if remote is None
+            else {
+                "status": remote.status,
+                "visibility": remote.visibility,
+                "title": remote.title,
+                "checked_at": remote.checked_at,
+            }
+        )
+    return document
 
 
 def _action_dict(action: Action) -> dict[str, Any]:
@@ -184,9 +256,9 @@ def render_markdown(plan: Plan, max_chars: int = MARKDOWN_BUDGET) -> str:
     Cases are shown in full while they fit; the rest collapse into one summary table (key,
     title, counts), itself cut short with a count of what is left out if even that is too long.
     """
-    head = [MARKDOWN_MARKER, f"**{_md(summary_line(plan))}**", ""]
+    head = [MARKDOWN_MARKER, f"**{_md(summary_line(plan))}**", "", *_drift_section(plan)]
     tail = [f"- ⚠️ {_md(w.message)}" for w in plan.warnings]
-    shown = [case for case in plan.cases if case.actions or case.warnings]
+    shown = [case for case in plan.cases if case.actions or case.warnings or case.blocked]
     # room kept for the summary table's header and note, so collapsing always fits
     reserve = len(_COLLAPSED_NOTE) + 200
     budget = max_chars - _length(head) - _length(tail) - reserve
@@ -198,6 +270,29 @@ def render_markdown(plan: Plan, max_chars: int = MARKDOWN_BUDGET) -> str:
             break
         body += section
     return "\n".join(head + body + tail).rstrip() + "\n"
+
+
+def _drift_section(plan: Plan) -> list[str]:
+    """``plan --refresh``: what changed on the site, in its own section (nothing otherwise)."""
+    if plan.checked_at is None:
+        return []
+    rows = []
+    for case in plan.cases:
+        found = [w.message for w in case.warnings if w.code in DRIFT_CODES]
+        found += list(dict.fromkeys(b.reason for b in case.blocked))
+        if found:
+            rows.append(
+                f"| `{_md(case.key)}` | {_md(describe_remote(case))} | {_md('; '.join(found))} |"
+            )
+    lines = ["### Drift on the site", ""]
+    if rows:
+        lines += ["| Case | On the site | What it means |", "|---|---|---|", *rows]
+    else:
+        lines.append("None: every recorded case is on the site as the manifests expect.")
+    lines.append("")
+    if plan.quota is not None:
+        lines += [_md(plan.quota.describe()) + ".", ""]
+    return lines
 
 
 def _length(lines: list[str]) -> int:
@@ -214,6 +309,10 @@ def _case_section(case: CasePlan) -> list[str]:
         "| | Action |",
         "|---|---|",
         *(f"| + | {_md(describe_action(a))} |" for a in case.actions),
+        *(
+            f"| ⛔ | blocked: {_md(describe_action(b.action))} ({_md(b.reason)}) |"
+            for b in case.blocked
+        ),
         *(f"| ⚠️ | {_md(w.message)} |" for w in case.warnings),
         "",
         "</details>",
@@ -252,15 +351,17 @@ def render_plan(plan: Plan, fmt: str, max_chars: int = MARKDOWN_BUDGET) -> str:
     return render_text(plan)
 
 
-def render_problems_text(problems: list[Problem]) -> str:
+def render_problems_text(problems: list[Problem], advice: Sequence[str] = ()) -> str:
+    """One line per problem, then ``advice`` (what many of them share) once, then the counts."""
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     lines = [str(p) for p in problems]
+    lines += advice
     lines.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}.")
     return "\n".join(lines) + "\n"
 
 
-def render_problems_json(problems: list[Problem]) -> str:
+def render_problems_json(problems: list[Problem], advice: Sequence[str] = ()) -> str:
     document = {
         "format_version": 1,
         "valid": not any(p.severity == "error" for p in problems),
@@ -275,5 +376,70 @@ def render_problems_json(problems: list[Problem]) -> str:
             }
             for p in problems
         ],
+        "advice": list(advice),
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def render_status(report: StatusReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(status_to_dict(report), indent=2, sort_keys=True) + "\n"
+    lines = [f"casesync status for {report.api_url} (listing read at {report.checked_at})", ""]
+    for case in report.cases:
+        remote = case.remote
+        if remote is None:
+            where = "not on the site yet"
+        elif remote.deleted:
+            where = f"case {case.case_id}: deleted on the site"
+        else:
+            where = f"case {case.case_id} {case.url}: {describe_remote_state(remote)}"
+        lines.append(f"{'!' if case.needs_attention else ' '} {case.key}: {where}; {case.local}")
+        if case.processing:
+            jobs = ", ".join(f"{j.job_id} ({j.status or 'processing'})" for j in case.processing)
+            lines.append(f"    series still processing: {jobs}")
+        lines.extend(f"    ! {note}" for note in case.notes)
+    lines.append("")
+    if report.quota is not None:
+        lines.append(report.quota.describe() + ".")
+    if any(case.processing for case in report.cases) and not report.jobs_polled:
+        lines.append("Processing states are as last recorded; --jobs asks the server.")
+    attention = sum(case.needs_attention for case in report.cases)
+    lines.append(
+        f"{_plural(len(report.cases), 'case')}, {attention} need"
+        f"{'s' if attention == 1 else ''} attention."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def describe_remote_state(remote: RemoteState) -> str:
+    return f"{remote.status.replace('_', ' ')}, {remote.visibility}"
+
+
+def status_to_dict(report: StatusReport) -> dict[str, Any]:
+    quota = report.quota
+    return {
+        "format_version": 1,
+        "api_url": report.api_url,
+        "checked_at": report.checked_at,
+        "jobs_polled": report.jobs_polled,
+        "needs_attention": report.needs_attention,
+        "quota": None if quota is None else quota_dict(quota),
+        "cases": [
+            {
+                "key": case.key,
+                "case_id": case.case_id,
+                "url": case.url,
+                "status": None if case.remote is None else case.remote.status,
+                "visibility": None if case.remote is None else case.remote.visibility,
+                "title_on_site": None if case.remote is None else case.remote.title,
+                "local": case.local,
+                "processing": [
+                    {"study_id": j.study_id, "job_id": j.job_id, "status": j.status}
+                    for j in case.processing
+                ],
+                "notes": list(case.notes),
+                "needs_attention": case.needs_attention,
+            }
+            for case in report.cases
+        ],
+    }

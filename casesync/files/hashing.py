@@ -17,7 +17,12 @@ from typing import Any, NamedTuple
 
 from casesync.errors import ConfigError
 from casesync.files.cachedb import open_cache
-from casesync.files.dicomheader import SliceKeys, position_along_normal, read_slice_keys
+from casesync.files.dicomheader import (
+    SliceKeys,
+    instance_number,
+    position_along_normal,
+    read_slice_keys,
+)
 from casesync.files.formats import DICOM, sniff_format
 
 CHUNK_BYTES = 1024 * 1024
@@ -186,7 +191,8 @@ def dicom_slice_keys(path: Path) -> SliceKeys:
         )
     except Exception:  # unreadable headers are reported by validation and the PHI gate
         return None, None, None
-    instance = _int_or_none(header.get("InstanceNumber"))
+    value = header.get("InstanceNumber")
+    instance = instance_number(str(value)) if value is not None else None
     position = _position_along_normal(
         header.get("ImagePositionPatient"), header.get("ImageOrientationPatient")
     )
@@ -195,13 +201,6 @@ def dicom_slice_keys(path: Path) -> SliceKeys:
         "SOPInstanceUID"
     )
     return instance, position, str(sop_uid) if sop_uid else None
-
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def _position_along_normal(position: object, orientation: object) -> float | None:

@@ -10,6 +10,7 @@ from types import TracebackType
 from casesync.files.cachedb import open_cache
 from casesync.phi.findings import RULESET_VERSION, Finding
 
+CACHE_FILE = "phi.sqlite"  # under the project's .casesync/cache (validate and check-phi)
 # sqlite limits the number of parameters per statement; stay well below it.
 BATCH = 500
 

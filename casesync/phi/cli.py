@@ -15,26 +15,44 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from casesync.errors import ConfigError, ValidationFailed
 from casesync.phi.anonymise import anonymise_tree, load_or_create_key
+from casesync.phi.cache import CACHE_FILE, PhiCache
 from casesync.phi.gate import check_files
 from casesync.phi.report import expand_paths, render_json, render_text
-from casesync.settings import STATE_DIR, find_project_root
+from casesync.settings import STATE_DIR, cache_dir, find_project_root
 
 KEY_FILE = "anonymise.key"
 SHOW_SKIPPED = 20
 
 
-def check_phi(paths: list[Path], fmt: str) -> str:
-    """The report; raises ``ValidationFailed`` (exit 3) after it is printed if any file fails."""
-    reports = check_files(expand_paths(paths))
+def check_phi(paths: list[Path], fmt: str, cache_path: Path | None = None) -> str:
+    """The report; raises ``ValidationFailed`` (exit 3) after it is printed if any file fails.
+
+    With ``cache_path`` (the project's PHI cache, the one validate uses), a file whose content
+    was already checked under the same rules is not read again.
+    """
+    files = expand_paths(paths)
+    if cache_path is None:
+        reports = check_files(files)
+    else:
+        with PhiCache(cache_path) as cache:
+            reports = check_files(files, cache=cache)
     text = render_json(reports) if fmt == "json" else render_text(reports)
     failed = sum(not report.passed for report in reports)
     if failed:
         sys.stdout.write(text)
         raise ValidationFailed(
             f"{failed} of {len(reports)} file(s) failed the PHI gate",
-            hint="see the lines above; 'casesync anonymise SRC DST' fixes most of them",
+            hint="see the lines above",
         )
     return text
+
+
+def project_cache_path(start: Path) -> Path | None:
+    """The PHI cache of the project around ``start``; None outside a project (no cache)."""
+    try:
+        return cache_dir(find_project_root(start)) / CACHE_FILE
+    except ConfigError:
+        return None
 
 
 def default_key_path(start: Path, dst: Path) -> Path:

@@ -186,13 +186,23 @@ def _in_class(sop_class: str, number: str) -> bool:
 
 
 def _native_image_bytes(ds: Dataset) -> int:
-    """The bytes uncompressed pixel data needs, from the image pixel module."""
+    """The bytes uncompressed pixel data needs, from the image pixel module.
+
+    The same sum as pydicom's ``get_expected_length``, so nothing pydicom decodes is refused:
+    1-bit data is packed (rounded up to whole bytes), and native 4:2:2 (YBR_FULL_422, and the
+    retired YBR_PARTIAL_422) stores a pair of pixels as Y Y Cb Cr, two thirds of 3 samples.
+    """
     try:
         frames = int(_text(ds, NUMBER_OF_FRAMES) or 1)
         samples = int(ds.get("SamplesPerPixel") or 1)
-        return int(ds.Rows * ds.Columns * samples * frames * ds.BitsAllocated // 8)
+        bits = int(ds.BitsAllocated)
+        values = int(ds.Rows) * int(ds.Columns) * samples * frames
     except (AttributeError, TypeError, ValueError):
         return 0
+    size = -(-values // 8) if bits == 1 else values * (bits // 8)
+    if _text(ds, 0x00280004) in ("YBR_FULL_422", "YBR_PARTIAL_422"):  # PhotometricInterpretation
+        size = size // 3 * 2
+    return size
 
 
 def _check_meta(ds: Dataset) -> Iterator[Finding]:

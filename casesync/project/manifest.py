@@ -12,7 +12,7 @@ same case, study or series"):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +39,16 @@ class ImageFile(NamedTuple):
 
 
 @dataclass(frozen=True)
+class SeriesNote:
+    """A warning validation raised on a series' files (the PHI gate's), for every plan that
+    would upload them: a person decides from the plan, so the plan must say it."""
+
+    code: str  # phi-<rule>
+    message: str
+    tags: tuple[str, ...] = ()  # DICOM tags as "Keyword (gggg,eeee)"
+
+
+@dataclass(frozen=True)
 class SeriesSpec:
     files: tuple[ImageFile, ...]  # in slice order
     image_format: str
@@ -48,6 +58,7 @@ class SeriesSpec:
     key: str | None
     burned_in_reviewed: bool
     location: Location
+    notes: tuple[SeriesNote, ...] = field(default=(), compare=False)  # not part of identity
 
     @cached_property
     def content_id(self) -> str:

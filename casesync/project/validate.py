@@ -10,7 +10,7 @@ import datetime as dt
 import glob
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,15 @@ from casesync.api import vocab
 from casesync.api.models import CaseFields
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
 from casesync.phi import gate
+from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
+from casesync.phi.findings import RuleSummary
+from casesync.phi.report import advice_lines, series_line
 from casesync.project.manifest import (
     CaseSpec,
     Location,
     Manifest,
     Project,
+    SeriesNote,
     SeriesSpec,
     StudySpec,
 )
@@ -30,7 +34,7 @@ from casesync.project.schema import schema_problems
 from casesync.project.seriesfiles import DraftSeries, build_series, select_files
 from casesync.project.textfields import case_text_format, text_value
 from casesync.project.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
-from casesync.settings import PROJECT_FILE, STATE_DIR
+from casesync.settings import PROJECT_FILE, cache_dir
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
 DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")
@@ -42,6 +46,7 @@ class ValidationResult:
     problems: list[Problem] = field(default_factory=list)
     facts: dict[str, FileFacts] = field(default_factory=dict)
     phi_reports: list[gate.FileReport] = field(default_factory=list)  # files with findings
+    advice: list[str] = field(default_factory=list)  # said once, after every problem
 
     @property
     def errors(self) -> list[Problem]:
@@ -50,10 +55,6 @@ class ValidationResult:
     @property
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "warning"]
-
-
-def cache_dir(root: Path) -> Path:
-    return root / STATE_DIR / "cache"
 
 
 def validate_project(
@@ -77,7 +78,7 @@ def validate_project(
     series_specs = {
         (draft.loaded.file, draft.path): build_series(draft, facts, problems) for draft in drafts
     }
-    reports = _phi_gate(root, series_specs, problems, use_cache)
+    reports, advice = _phi_gate(root, series_specs, problems, use_cache)
     cases = [
         case
         for loaded, schema_ok in case_docs
@@ -87,7 +88,7 @@ def validate_project(
     problems.sort(key=Problem.sort_key)
     has_errors = any(p.severity == "error" for p in problems)
     manifest = None if has_errors or project is None else Manifest(project, tuple(cases))
-    return ValidationResult(manifest, problems, facts, reports)
+    return ValidationResult(manifest, problems, facts, reports, advice)
 
 
 def load_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
@@ -202,34 +203,40 @@ def _phi_gate(
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
     problems: list[Problem],
     use_cache: bool,
-) -> list[gate.FileReport]:
-    """Run the PHI gate on every file; one problem per (series, rule, tag).
+) -> tuple[list[gate.FileReport], list[str]]:
+    """Run the PHI gate on every file; one problem per (series, rule), and the fix they share.
 
     A series whose exact content already passed without any finding is skipped in one lookup;
     the others go through one gate call per opt-in value, so worker processes start at most
-    twice, and only for files with no cached result. Returns the reports of flagged files.
+    twice, and only for files with no cached result. The gate's warnings are also attached to
+    their series (``SeriesSpec.notes``) for the plan. Returns the reports of flagged files and
+    the advice to print once after the problems.
     """
-    specs = [spec for spec in series_specs.values() if spec is not None]
     flagged_all: list[gate.FileReport] = []
-    cache = gate.PhiCache(cache_dir(root) / "phi.sqlite") if use_cache else None
+    summaries: list[RuleSummary] = []
+    cache = gate.PhiCache(cache_dir(root) / PHI_CACHE_FILE) if use_cache else None
     try:
         for reviewed in (False, True):
             known_clean = cache.clean_series(reviewed) if cache else set()
-            todo = [
-                spec
-                for spec in specs
-                if spec.burned_in_reviewed == reviewed and spec.content_id not in known_clean
-            ]
-            findings = _file_findings(root, todo, reviewed, cache)
+            todo = {
+                where: spec
+                for where, spec in series_specs.items()
+                if spec is not None
+                and spec.burned_in_reviewed == reviewed
+                and spec.content_id not in known_clean
+            }
+            findings = _file_findings(root, list(todo.values()), reviewed, cache)
             clean = []
-            for spec in todo:
+            for where, spec in todo.items():
                 flagged = [
                     gate.FileReport(root / f.path, findings[f.path])
                     for f in spec.files
                     if findings[f.path]
                 ]
                 flagged_all.extend(flagged)
-                problems.extend(_phi_problems(root, spec, flagged))
+                found = gate.summarize(flagged)
+                summaries.extend(found)
+                series_specs[where] = _phi_findings(root, spec, found, problems)
                 if not flagged:
                     clean.append(spec.content_id)
             if cache:
@@ -237,7 +244,7 @@ def _phi_gate(
     finally:
         if cache:
             cache.close()
-    return flagged_all
+    return flagged_all, advice_lines(summaries)
 
 
 def _file_findings(
@@ -262,25 +269,21 @@ def _file_findings(
     }
 
 
-def _phi_problems(root: Path, spec: SeriesSpec, flagged: list[gate.FileReport]) -> list[Problem]:
-    found = []
-    for summary in gate.summarize(flagged):
-        tag = f" {summary.tag}" if summary.tag else ""
+def _phi_findings(
+    root: Path, spec: SeriesSpec, summaries: list[RuleSummary], problems: list[Problem]
+) -> SeriesSpec:
+    """Add a problem per rule, in the summaries' order; return the spec with its warnings."""
+    notes = []
+    for order, summary in enumerate(summaries, start=1):
         example = summary.example.relative_to(root).as_posix()
-        found.append(
-            Problem(
-                spec.location.file,
-                spec.location.line,
-                spec.location.col,
-                f"PHI gate [{summary.rule}]{tag}: {summary.reason}; "
-                f"{summary.count} of {len(spec.files)} files, e.g. {example}",
-                "run 'casesync anonymise' on the folder and point the manifest at the copy"
-                if summary.severity == "error"
-                else None,
-                summary.severity,
-            )
+        message = series_line(summary, len(spec.files), example)
+        where = spec.location
+        problems.append(
+            Problem(where.file, where.line, where.col, message, None, summary.severity, order)
         )
-    return found
+        if summary.severity == "warning":
+            notes.append(SeriesNote(f"phi-{summary.rule}", message, summary.tags))
+    return replace(spec, notes=tuple(notes)) if notes else spec
 
 
 def _build_case(

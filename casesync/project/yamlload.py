@@ -36,13 +36,14 @@ class Problem:
     message: str
     hint: str | None = None
     severity: str = "error"
+    order: int = 0  # among problems at one place (the PHI gate's lines: names and IDs first)
 
     def __str__(self) -> str:
         hint = f" ({self.hint})" if self.hint else ""
         return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message}{hint}"
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.file, self.line, self.col, self.message)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.file, self.line, self.col, self.order, self.message)
 
 
 @dataclass

@@ -40,10 +40,7 @@ from casesync.sync.runlock import run_lock
 from casesync.sync.workflow import PreparedPlan, prepare_plan
 
 if TYPE_CHECKING:
-    from casesync.api.credentials import TokenProvider
-
-# the API URL (known once the project is read) -> the tokens to call it with
-TokenSource = Callable[[str], "TokenProvider"]
+    from casesync.api.credentials import TokenProvider, TokenSource
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,7 @@ class ApplySettings:
     api_url_flag: str | None = None
     lock_path: Path | None = None
     cases: tuple[str, ...] = ()
+    recreate: tuple[str, ...] = ()  # cases deleted on the site, to be created again
     plan_file: Path | None = None
     yes: bool = False
     interactive: bool = False  # a person can answer "Apply? [y/N]"
@@ -68,8 +66,10 @@ def run_apply(
         prepared, ledger, plan = settle_and_plan(
             settings.root, settings.api_url_flag, settings.lock_path
         )
-        if settings.plan_file is not None:
+        if settings.plan_file is not None:  # before --recreate: the plan reviewed showed it
             _check_reviewed_plan(settings.plan_file, plan)
+        if settings.recreate:
+            plan = _recreate_plan(settings.recreate, prepared, ledger, tokens)
         plan = _select(plan, settings.cases)
         _refuse_samples(prepared.manifest, plan)
         events.plan(plan)
@@ -81,6 +81,11 @@ def run_apply(
                 )
             if not confirm():
                 raise Refused("apply cancelled: nothing was sent")
+        if settings.recreate:  # confirmed: now the old ids leave the lock (journaled)
+            from casesync.sync.adopt import forget_cases
+
+            for line in forget_cases(ledger, settings.recreate):
+                events.notice(f"--recreate: {line}")
         report, fatal = asyncio.run(
             _execute(settings, tokens(prepared.api_url), prepared.manifest, plan, ledger, events)
         )
@@ -103,6 +108,23 @@ def settle_and_plan(
     ledger = Ledger(prepared.root, prepared.lock_path, prepared.lock)
     ledger.recover()
     return prepared, ledger, make_plan(prepared.manifest, ledger.lock, prepared.api_url)
+
+
+def _recreate_plan(
+    keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger, tokens: TokenSource
+) -> Plan:
+    """The plan with the cases the listing shows deleted created anew (refused for others).
+
+    The lock itself changes only once the plan is confirmed.
+    """
+    from casesync.sync.adopt import check_deleted
+    from casesync.sync.remote import fetch_remote
+
+    check_deleted(ledger.lock, keys, fetch_remote(prepared.api_url, tokens))
+    without = dataclasses.replace(
+        ledger.lock, cases={k: c for k, c in ledger.lock.cases.items() if k not in keys}
+    )
+    return make_plan(prepared.manifest, without, prepared.api_url)
 
 
 def _check_reviewed_plan(path: Path, fresh: Plan) -> None:

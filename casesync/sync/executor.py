@@ -49,6 +49,7 @@ from casesync.sync.journal import (
 from casesync.sync.lockfile import LockedFile, fingerprints
 from casesync.sync.plan import (
     CasePlan,
+    CreateCase,
     CreateSeries,
     CreateStudy,
     MarkUploadFinished,
@@ -92,6 +93,7 @@ class ApplyOptions:
     fail_fast: bool = False
     poll_seconds: float = 5.0
     wait_timeout: float = 30 * 60.0  # --wait gives up on jobs still processing after this
+    within_quota: bool = False  # create the new cases that fit the draft quota, not refuse
     # after a case create with no answer, wait this long before trusting the case listing:
     # a server still busy with the request must not be taken for one that never got it
     settle_seconds: float = 3.0
@@ -167,10 +169,11 @@ class Executor:
         return self.report
 
     async def _run(self) -> None:
-        cases = [c for c in self.plan.cases if c.actions]
+        cases = [c for c in self.plan.cases if c.actions or c.blocked]
         for case in self.plan.cases:
-            status: CaseStatus = "interrupted" if case.actions else "unchanged"
-            message = "not finished" if case.actions else ""
+            work = bool(case.actions or case.blocked)
+            status: CaseStatus = "interrupted" if work else "unchanged"
+            message = "not finished" if work else ""
             self.report.outcomes[case.key] = CaseOutcome(case.key, status, message, case.case_id)
         if not cases:
             return
@@ -182,7 +185,7 @@ class Executor:
                     await self._remote.settle_case(intent)
                 except CaseBlocked as exc:
                     doubts[intent.case] = str(exc)
-        check_quota(user, cases, self.ledger.lock)
+        cases = self._within_quota(user, cases)
         blocked = {i.case: i for i in self.ledger.open_intents}
         runnable = []
         for case in cases:
@@ -192,6 +195,25 @@ class Executor:
             else:
                 runnable.append(case)
         await asyncio.gather(*(self._case(case) for case in runnable))
+
+    def _within_quota(self, user: User, cases: list[CasePlan]) -> list[CasePlan]:
+        """The cases to run: all, or with --within-quota the new ones that fit (in order)."""
+        new = [
+            case.key
+            for case in cases
+            if any(isinstance(a, CreateCase) for a in case.actions)
+            and case.key not in self.ledger.lock.cases
+        ]
+        waiting = check_quota(user, new, self.options.within_quota)
+        used = f"{user.quotas.draft_case_count} of {user.quotas.allowed_draft_cases}"
+        for key in waiting:
+            self._outcome(
+                key,
+                "waiting",
+                f"waiting for draft quota ({used} drafts used): publish or delete drafts "
+                "on the site, then run apply again",
+            )
+        return [case for case in cases if case.key not in waiting]
 
     def _outcome(self, key: str, status: CaseStatus, message: str = "") -> None:
         locked = self.ledger.lock.cases.get(key)
@@ -233,7 +255,7 @@ class Executor:
         spec = self.manifest.case(plan.key)
         self._check_stop()
         if plan.case_id is not None:
-            await self._remote.check_draft(plan.case_id)
+            await self._remote.check_draft(plan.key, plan.case_id)
         for action in plan.actions:
             if isinstance(action, CreateSeries):
                 series = spec.studies[action.study_index].series[action.series_index]
@@ -255,6 +277,8 @@ class Executor:
             await self._mark_finished(plan.key, case_id)
         if self.options.wait:
             await self._jobs.wait_case(plan.key, case_id)
+        if plan.blocked:
+            raise CaseSkipped("; ".join(sorted({b.reason for b in plan.blocked})))
 
     async def _ensure_case(self, plan: CasePlan, spec: CaseSpec) -> int:
         locked = self.ledger.lock.cases.get(plan.key)

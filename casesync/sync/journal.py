@@ -13,6 +13,7 @@ the journal keeps it and the next run folds it in.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import uuid
@@ -23,7 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from casesync.errors import LockfileError, StateWriteError
 from casesync.settings import STATE_DIR
-from casesync.sync.journalfile import Journal, Kind
+from casesync.sync.journalfile import LOCAL_KINDS, Journal, Kind
 from casesync.sync.lockfile import (
     BadField,
     Lock,
@@ -31,6 +32,8 @@ from casesync.sync.lockfile import (
     LockedFile,
     LockedSeries,
     LockedStudy,
+    case_document,
+    parse_case,
     remove_stale_temp_files,
     save_lock,
     want,
@@ -120,11 +123,43 @@ class SeriesRecord:
         )
 
 
-Record = CaseRecord | StudyRecord | SeriesRecord
-RECORDS: dict[str, type[CaseRecord] | type[StudyRecord] | type[SeriesRecord]] = {
+@dataclass(frozen=True)
+class AdoptRecord:
+    """``casesync adopt`` or ``import``: a whole lock entry for a case that exists on the site."""
+
+    entry: LockedCase
+    kind: ClassVar[Kind] = "adopt"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entry": case_document(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AdoptRecord:
+        return cls(parse_case(data["entry"], "record.entry"))
+
+
+@dataclass(frozen=True)
+class ForgetRecord:
+    """``casesync forget`` (or ``apply --recreate``): the case leaves the lock."""
+
+    case_id: int
+    kind: ClassVar[Kind] = "forget"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ForgetRecord:
+        return cls(data["case_id"])
+
+
+Record = CaseRecord | StudyRecord | SeriesRecord | AdoptRecord | ForgetRecord
+RECORDS: dict[str, type[Record]] = {
     "case": CaseRecord,
     "study": StudyRecord,
     "series": SeriesRecord,
+    "adopt": AdoptRecord,
+    "forget": ForgetRecord,
 }
 
 
@@ -155,12 +190,22 @@ class SeriesMade:
         return dataclasses.asdict(self)
 
 
-Made = CaseMade | StudyMade | SeriesMade
+@dataclass(frozen=True)
+class Forgotten:
+    """A forget's result: nothing from the server."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
+Made = CaseMade | StudyMade | SeriesMade | Forgotten
 
 
 def made_from_json(kind: str, remote: dict[str, Any]) -> Made:
     """A done line's remote ids, checked against the kind of its intent (``BadField``)."""
-    if kind == "case":
+    if kind == "forget":
+        return Forgotten()
+    if kind in ("case", "adopt"):
         created_at = want(remote.get("created_at", ""), "remote.created_at", str)
         return CaseMade(want_id(remote.get("case_id"), "remote.case_id"), created_at)
     if kind == "study":
@@ -258,20 +303,9 @@ class Ledger:
         interrupted. Nothing has been sent yet, so a failed write here simply stops the run.
         """
         remove_stale_temp_files(self.lock_path)
-        for number, entry in self.journal.entries():
-            if entry["t"] == "intent":
-                self._open[entry["ref"]] = Intent.from_json(entry)
-            elif entry["ref"] in self._open:
-                intent = self._open.pop(entry["ref"])
-                if entry["t"] == "done":
-                    try:
-                        made = made_from_json(intent.kind, entry["remote"])
-                    except BadField as exc:
-                        raise self.journal.corrupt(number, str(exc)) from None
-                    self._dirty = fold(self.lock, intent, made) or self._dirty
-        for intent in list(self._open.values()):
-            if _locked(self.lock, intent):  # its result reached the lock, not the journal
-                del self._open[intent.ref]
+        opened, folded = replay(self.journal, self.lock)
+        self._open.update((intent.ref, intent) for intent in opened)
+        self._dirty = folded or self._dirty
         self._save()
         self._write(self.journal.path, self._compact)  # drops a torn last line too
         return self.open_intents
@@ -343,6 +377,34 @@ class Ledger:
             raise error from None
 
 
+def replay(journal: Journal, lock: Lock) -> tuple[list[Intent], bool]:
+    """Fold every recorded result into ``lock`` in memory (nothing is written).
+
+    Returns the intents still unsettled, and whether the lock changed. An intent whose result
+    reached the lock but not the journal is settled; so is an adopt or forget stopped before
+    its result (no request was sent: it never happened).
+    """
+    pending: dict[str, Intent] = {}
+    folded = False
+    for number, entry in journal.entries():
+        if entry["t"] == "intent":
+            pending[entry["ref"]] = Intent.from_json(entry)
+        elif entry["ref"] in pending:
+            intent = pending.pop(entry["ref"])
+            if entry["t"] == "done":
+                try:
+                    made = made_from_json(intent.kind, entry["remote"])
+                except BadField as exc:
+                    raise journal.corrupt(number, str(exc)) from None
+                folded = fold(lock, intent, made) or folded
+    unsettled = [
+        intent
+        for intent in pending.values()
+        if intent.kind not in LOCAL_KINDS and not _locked(lock, intent)
+    ]
+    return unsettled, folded
+
+
 def _done(intent: Intent, made: Made) -> dict[str, Any]:
     return {"t": "done", "ref": intent.ref, "remote": made.to_json()}
 
@@ -351,6 +413,8 @@ def _locked(lock: Lock, intent: Intent) -> bool:
     """The lock already holds what this intent was about to create (it is settled)."""
     case = lock.cases.get(intent.case)
     record = intent.record
+    if isinstance(record, (AdoptRecord, ForgetRecord)):
+        return True  # no request was sent: settled whether or not it finished
     if isinstance(record, CaseRecord) or case is None:
         return case is not None
     if case.case_id != record.case_id:
@@ -368,6 +432,11 @@ def _locked(lock: Lock, intent: Intent) -> bool:
 def fold(lock: Lock, intent: Intent, made: Made) -> bool:
     """Add the created object to the lock unless it is already there; True when it changed."""
     record = intent.record
+    if isinstance(record, AdoptRecord):
+        lock.cases[intent.case] = copy.deepcopy(record.entry)
+        return True
+    if isinstance(record, ForgetRecord):
+        return lock.cases.pop(intent.case, None) is not None
     if isinstance(record, CaseRecord):
         return _fold_case(lock, intent.case, record, _made(made, CaseMade))
     case = lock.cases.get(intent.case)

@@ -16,10 +16,19 @@ from typing import Any, Literal
 
 from casesync.atomicfile import atomic_write_text
 from casesync.errors import LockfileError
-from casesync.sync.lockfile import BadField, want, want_fields, want_id, want_optional
+from casesync.sync.lockfile import (
+    BadField,
+    parse_case,
+    want,
+    want_fields,
+    want_id,
+    want_optional,
+)
 
-Kind = Literal["case", "study", "series"]
-KINDS: tuple[Kind, ...] = ("case", "study", "series")
+Kind = Literal["case", "study", "series", "adopt", "forget"]
+REMOTE_KINDS: tuple[Kind, ...] = ("case", "study", "series")  # a request to the server
+LOCAL_KINDS: tuple[Kind, ...] = ("adopt", "forget")  # the user's word about the site: no request
+KINDS = REMOTE_KINDS + LOCAL_KINDS
 LINE_TYPES = ("intent", "done", "not-created")
 
 
@@ -120,6 +129,15 @@ def _check_entry(entry: Any) -> None:
 
 def _check_record(kind: str, record: dict[str, Any]) -> None:
     """The future lock entry: everything ``fold`` reads, with the types the lock needs."""
+    if kind == "adopt":
+        try:
+            parse_case(record.get("entry"), "record.entry")
+        except (BadField, LockfileError) as exc:
+            raise BadField(str(exc)) from None
+        return
+    if kind == "forget":
+        want_id(record.get("case_id"), "record.case_id")
+        return
     want_fields(record.get("fields"), "record.fields")
     if kind == "case":
         want(record.get("title"), "record.title", str)

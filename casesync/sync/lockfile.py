@@ -50,15 +50,17 @@ class LockedSeries:
     status: str | None = None  # last processing status seen
     fields: dict[str, str] = field(default_factory=dict)  # fingerprints of what was sent
     files: list[LockedFile] = field(default_factory=list)
+    adopted: bool = False  # recorded by 'casesync adopt': it existed, its ids are unknown
 
 
 @dataclass
 class LockedStudy:
-    study_id: int
+    study_id: int | None  # None: adopted, the id on the site is unknown
     position: int
     key: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
     series: list[LockedSeries] = field(default_factory=list)
+    adopted: bool = False
 
 
 @dataclass
@@ -102,12 +104,13 @@ class Lock:
         document = {
             "version": LOCK_VERSION,
             "api_url": self.api_url,
-            "cases": {key: _case_document(case) for key, case in self.cases.items()},
+            "cases": {key: case_document(case) for key, case in self.cases.items()},
         }
         return _layout(document, "") + "\n"
 
 
-def _case_document(case: LockedCase) -> dict[str, Any]:
+def case_document(case: LockedCase) -> dict[str, Any]:
+    """One case as the lock stores it (also what the journal records for adopt)."""
     return {
         "case_id": case.case_id,
         "created_at": case.created_at,
@@ -129,12 +132,19 @@ def _case_document(case: LockedCase) -> dict[str, Any]:
                         "fields": series.fields,
                         "files": [[f.path, f.size, f.sha256, f.upload_id] for f in series.files],
                     }
+                    | _adopted(series.adopted)
                     for series in study.series
                 ],
             }
+            | _adopted(study.adopted)
             for study in case.studies
         ],
     }
+
+
+def _adopted(flag: bool) -> dict[str, bool]:
+    """Written only when set, so locks without adopted entries stay byte-identical."""
+    return {"adopted": True} if flag else {}
 
 
 def _layout(value: object, indent: str) -> str:
@@ -235,7 +245,7 @@ def parse_lock(document: Any, name: str = "casesync.lock") -> Lock:
         cases = want(document.get("cases", {}), "cases", dict)
         lock = Lock(
             api_url=want(document.get("api_url"), "api_url", str),
-            cases={key: _case(value, f"cases[{_shown(key)}]") for key, value in cases.items()},
+            cases={key: parse_case(value, f"cases[{_shown(key)}]") for key, value in cases.items()},
         )
         _check_ids_unique(lock)
     except BadField as exc:
@@ -247,7 +257,8 @@ def parse_lock(document: Any, name: str = "casesync.lock") -> Lock:
     return lock
 
 
-def _case(raw: Any, where: str) -> LockedCase:
+def parse_case(raw: Any, where: str) -> LockedCase:
+    """One case entry, every value checked (``BadField`` names the first bad one)."""
     raw = want(raw, where, dict)
     return LockedCase(
         case_id=want_id(raw.get("case_id"), f"{where}.case_id"),
@@ -266,12 +277,15 @@ def _items(raw: dict[str, Any], name: str, where: str, parse: Callable[[Any, str
 
 def _study(raw: Any, where: str) -> LockedStudy:
     raw = want(raw, where, dict)
+    adopted = want(raw.get("adopted", False), f"{where}.adopted", bool)
+    study_id = raw.get("study_id")
     return LockedStudy(
-        study_id=want_id(raw.get("study_id"), f"{where}.study_id"),
+        study_id=None if adopted and study_id is None else want_id(study_id, f"{where}.study_id"),
         position=want(raw.get("position"), f"{where}.position", int),
         key=want_optional(raw.get("key"), f"{where}.key", str),
         fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
         series=_items(raw, "series", where, _series),
+        adopted=adopted,
     )
 
 
@@ -285,6 +299,7 @@ def _series(raw: Any, where: str) -> LockedSeries:
         status=want_optional(raw.get("status"), f"{where}.status", str),
         fields=want_fields(raw.get("fields", {}), f"{where}.fields"),
         files=_items(raw, "files", where, _file),
+        adopted=want(raw.get("adopted", False), f"{where}.adopted", bool),
     )
 
 
@@ -315,6 +330,8 @@ def _check_ids_unique(lock: Lock) -> None:
             )
         case_keys[case.case_id] = key
         for study in case.studies:
+            if study.study_id is None:  # adopted: no id to compare
+                continue
             if study.study_id in study_keys:
                 raise BadField(
                     f"study id {study.study_id} is recorded twice "

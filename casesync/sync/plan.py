@@ -1,18 +1,20 @@
 """The plan: a pure diff of the validated manifest against casesync.lock.
 
 No network, no disk: ``make_plan(manifest, lock)`` returns typed actions in a stable order,
-plus warnings for what the API cannot do (it has no update or delete endpoints). Renderers and
-the executor both consume the same ``Plan``.
+plus warnings for what the API cannot do (it has no update or delete endpoints) and the PHI
+gate's warnings on every series it would upload (validation attached them to the series).
+Renderers and the executor both consume the same ``Plan``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from casesync.project.manifest import CaseSpec, Manifest, SeriesSpec, StudySpec
 from casesync.sync.lockfile import Lock, LockedCase, LockedSeries, LockedStudy, fingerprints
+from casesync.sync.remote import QuotaUse, RemoteState, RemoteView
 
 PLAN_FORMAT_VERSION = 1
 FIRST_STUDY_POSITION = 2  # position 1 is the case discussion
@@ -55,9 +57,17 @@ Action = CreateCase | CreateStudy | CreateSeries | MarkUploadFinished
 
 @dataclass(frozen=True)
 class PlanWarning:
-    code: str  # case-changed, study-changed, series-changed, series-replaced, ...
+    code: str  # case-changed, study-changed, series-changed, series-replaced, phi-<rule>, ...
     message: str
-    fields: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()  # the changed fields; for phi-<rule>, the DICOM tags
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """An action apply cannot carry out, and why (it skips it and says so)."""
+
+    action: Action
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,9 @@ class CasePlan:
     actions: tuple[Action, ...]
     warnings: tuple[PlanWarning, ...]
     study_ids: dict[int, int] = field(default_factory=dict)  # manifest index -> remote id
+    blocked: tuple[Blocked, ...] = ()
+    remote: RemoteState | None = None  # what the listing said (plan --refresh)
+    recreate: bool = False  # deleted on the site: apply creates it again only with --recreate
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,8 @@ class Plan:
     cases: tuple[CasePlan, ...]
     warnings: tuple[PlanWarning, ...]  # about cases no longer in the repository
     inputs_digest: str  # binds `apply --plan` to exactly what the plan was computed from
+    checked_at: str | None = None  # when the listing was read (plan --refresh)
+    quota: QuotaUse | None = None  # draft quota against the new cases (plan --refresh)
 
     @property
     def has_changes(self) -> bool:
@@ -101,12 +116,15 @@ class Plan:
         return len(self.warnings) + sum(len(case.warnings) for case in self.cases)
 
 
-def make_plan(manifest: Manifest, lock: Lock, api_url: str) -> Plan:
-    """Diff every case of the manifest against the lock."""
+def make_plan(
+    manifest: Manifest, lock: Lock, api_url: str, remote: RemoteView | None = None
+) -> Plan:
+    """Diff every case of the manifest against the lock (and the listing, when read)."""
     known = lock.uploaded_hashes()
     planned: set[str] = set()  # a file shared by two new series is uploaded once
     cases = tuple(
-        _plan_case(spec, lock.cases.get(spec.key), known, planned) for spec in manifest.cases
+        _plan_case(spec, lock.cases.get(spec.key), known, planned, remote)
+        for spec in manifest.cases
     )
     manifest_keys = {spec.key for spec in manifest.cases}
     removed = tuple(
@@ -118,14 +136,61 @@ def make_plan(manifest: Manifest, lock: Lock, api_url: str) -> Plan:
         for key, locked in sorted(lock.cases.items())
         if key not in manifest_keys
     )
-    return Plan(api_url, cases, removed, inputs_digest(manifest, lock, api_url))
+    digest = inputs_digest(manifest, lock, api_url)
+    if remote is None:
+        return Plan(api_url, cases, removed, digest)
+    new = [c.key for c in cases if any(isinstance(a, CreateCase) for a in c.actions)]
+    return Plan(api_url, cases, removed, digest, remote.checked_at, remote.quota_use(new))
 
 
 def _plan_case(
+    spec: CaseSpec,
+    locked: LockedCase | None,
+    known: set[str],
+    planned: set[str],
+    remote: RemoteView | None,
+) -> CasePlan:
+    """The case's actions; with the listing, what the site's state blocks or changes."""
+    if remote is None or locked is None:
+        return _diff_case(spec, locked, known, planned)
+    state = remote.state(locked.case_id)
+    if state.deleted:
+        fresh = _diff_case(spec, None, known, planned)
+        gone = PlanWarning(
+            "case-deleted",
+            f"case {locked.case_id} was deleted on the site: apply creates it again only with "
+            f"--recreate {spec.key}",
+        )
+        return replace(fresh, warnings=(gone, *fresh.warnings), remote=state, recreate=True)
+    plan = _diff_case(spec, locked, known, planned)
+    warnings = list(plan.warnings)
+    if state.title is not None and state.title != spec.fields.title:
+        warnings.insert(
+            0,
+            PlanWarning(
+                "title-drift",
+                f"the title on the site is {state.title!r}, the manifest says "
+                f"{spec.fields.title!r}: edit it on the site, or change the manifest",
+                ("title",),
+            ),
+        )
+    blocked = plan.blocked
+    if not state.is_draft and plan.actions:
+        reason = (
+            f"case {plan.case_id} is {state.status.replace('_', ' ')} on the site: only a draft "
+            "can take new imaging (add it on the site)"
+        )
+        blocked = tuple(Blocked(a, reason) for a in plan.actions) + blocked
+        return replace(plan, actions=(), blocked=blocked, warnings=tuple(warnings), remote=state)
+    return replace(plan, warnings=tuple(warnings), remote=state)
+
+
+def _diff_case(
     spec: CaseSpec, locked: LockedCase | None, known: set[str], planned: set[str]
 ) -> CasePlan:
     actions: list[Action] = []
     warnings: list[PlanWarning] = []
+    blocked: list[Blocked] = []
     if locked is None:
         actions.append(CreateCase(spec.fields.title))
     else:
@@ -162,8 +227,15 @@ def _plan_case(
                 "change it on the site",
             )
         series_actions, series_warnings = _plan_series(s_index, study, locked_study, known, planned)
-        actions.extend(series_actions)
         warnings.extend(series_warnings)
+        if locked_study is not None and locked_study.study_id is None:
+            reason = (
+                f"study {s_index + 1} was adopted without its id on the site, so casesync "
+                "cannot add series to it: add them on the site"
+            )
+            blocked += [Blocked(action, reason) for action in series_actions]
+            continue
+        actions.extend(series_actions)
         series_created = series_created or bool(series_actions)
     for locked_study in locked_studies:
         if locked_study not in matches.values():
@@ -176,7 +248,7 @@ def _plan_case(
             )
     if series_created or (locked is not None and not locked.upload_finished and spec.studies):
         actions.append(MarkUploadFinished())
-    study_ids = {index: study.study_id for index, study in matches.items()}
+    study_ids = {i: study.study_id for i, study in matches.items() if study.study_id is not None}
     return CasePlan(
         spec.key,
         spec.fields.title,
@@ -184,6 +256,7 @@ def _plan_case(
         tuple(actions),
         tuple(warnings),
         study_ids,
+        tuple(blocked),
     )
 
 
@@ -236,6 +309,12 @@ def _plan_series(
                 upload_bytes=sum(unique.values()),
             )
         )
+        warnings += [  # what the PHI gate warned about the files this series sends
+            PlanWarning(
+                note.code, f"study {s_index + 1} series {r_index + 1}: {note.message}", note.tags
+            )
+            for note in series.notes
+        ]
     for old in locked_series:
         if id(old) not in matched:
             warnings.append(

@@ -1,27 +1,137 @@
-"""What the server says about the run's cases: the case listing, the drafts, the quota.
+"""What the site says about this repository's cases: the listing, the quotas, lost creates.
 
-Which listed case, if any, a case create whose answer was lost has made (``judge``): the case
-listing is the only witness of a lost case create, and it cannot say who made a case. A
-listed case is taken as ours only when nothing else can explain it: the one case with the
-intent's title, created after the intent was written, that the lock records for no key, while
-no other key of this run is creating a case with that title. Anything less is left to the user
-(``casesync resolve``), with the candidates named: adopting another case's remote case would
-fill it with the wrong content, and no later plan would notice.
+The listing (protocol row 3) is the only view of what exists remotely: a case missing from it
+was deleted, a case no longer a draft cannot take imaging, a title may have been edited on the
+site. ``RemoteView`` holds one such read; the planner and ``status`` consume it. Only
+``fetch_remote`` talks to the server (aiohttp is imported there, lazily). During apply,
+``Remote`` reads the listing to check drafts and to settle lost case creates.
+
+Which listed case, if any, a case create whose answer was lost has made (``judge``): the listing
+cannot say who made a case, so a listed case is taken as ours only when nothing else can explain
+it: the one case with the intent's title, created after the intent was written, that the lock
+records for no key, while no other key of this run is creating a case with that title. Anything
+less is left to the user (``casesync resolve``), with the candidates named: adopting another
+case's remote case would fill it with the wrong content, and no later plan would notice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from casesync.api.models import RemoteCase, User
 from casesync.errors import Refused
 from casesync.sync.journal import CaseMade, CaseRecord, Intent, Ledger
 from casesync.sync.lockfile import Lock
-from casesync.sync.plan import CasePlan, CreateCase
-from casesync.sync.report import ApplyReport, Events
+
+if TYPE_CHECKING:
+    from casesync.api.credentials import TokenSource
+    from casesync.sync.report import ApplyReport, Events
+
+DELETED = "deleted"
+DRIFT_CODES = ("case-deleted", "title-drift")  # plan warnings that come from the listing
+
+
+class ListingClient(Protocol):
+    async def current_user(self) -> User: ...
+    async def list_cases(self) -> list[RemoteCase]: ...
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """One locked case as the listing shows it (``status`` is ``deleted`` when missing)."""
+
+    status: str  # draft | pending_review | published | deleted
+    visibility: str | None
+    title: str | None
+    checked_at: str
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == DELETED
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == "draft"
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """Draft quota against the new cases of a plan, in the order apply would create them."""
+
+    login: str
+    used: int
+    allowed: int | None  # None: unlimited
+    can_create: tuple[str, ...]  # case keys the next apply can create
+    waiting: tuple[str, ...]  # case keys waiting for draft quota
+
+    def describe(self) -> str:
+        allowed = "unlimited" if self.allowed is None else str(self.allowed)
+        text = f"Draft quota of {self.login}: {self.used} of {allowed} used"
+        if self.can_create or self.waiting:
+            text += f"; the next apply can create {len(self.can_create)} new case"
+            text += "s" * (len(self.can_create) != 1) + _names(self.can_create)
+            if self.waiting:
+                text += f", {len(self.waiting)} wait for draft quota{_names(self.waiting)}"
+                text += " (apply --within-quota creates those that fit)"
+        return text
+
+
+def _names(keys: tuple[str, ...], shown: int = 5) -> str:
+    if not keys:
+        return ""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return f" ({', '.join(keys[:shown])}{more})"
+
+
+@dataclass(frozen=True)
+class RemoteView:
+    """One read of the listing and of the current user, with when it was made."""
+
+    user: User
+    cases: dict[int, RemoteCase]
+    checked_at: str  # ISO-8601 UTC
+
+    def state(self, case_id: int) -> RemoteState:
+        case = self.cases.get(case_id)
+        if case is None:
+            return RemoteState(DELETED, None, None, self.checked_at)
+        return RemoteState(case.status, case.visibility, case.title, self.checked_at)
+
+    def quota_use(self, new_keys: Sequence[str]) -> QuotaUse:
+        quotas = self.user.quotas
+        left = quotas.drafts_left
+        fit = len(new_keys) if left is None else min(left, len(new_keys))
+        return QuotaUse(
+            self.user.login,
+            quotas.draft_case_count,
+            quotas.allowed_draft_cases,
+            tuple(new_keys[:fit]),
+            tuple(new_keys[fit:]),
+        )
+
+
+async def read_remote(client: ListingClient) -> RemoteView:
+    """The current user (quotas) and the whole listing, read once."""
+    user, cases = await asyncio.gather(client.current_user(), client.list_cases())
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return RemoteView(user, {case.id: case for case in cases}, now)
+
+
+def fetch_remote(api_url: str, tokens: TokenSource) -> RemoteView:
+    """``read_remote`` with the caller's credentials (for plan --refresh, status, adopt)."""
+    # aiohttp only for the commands that talk to the server (start-up time)
+    from casesync.api.client import RadiopaediaClient
+
+    async def run() -> RemoteView:
+        async with RadiopaediaClient(api_url, tokens(api_url)) as client:
+            return await read_remote(client)
+
+    return asyncio.run(run())
+
 
 CLOCK_SKEW = dt.timedelta(seconds=2)  # tolerated between our clock and the server's
 
@@ -105,26 +215,21 @@ class CaseSkipped(Exception):
     """The case cannot take new imaging (no longer a draft, or deleted on the site)."""
 
 
-class ListingClient(Protocol):
-    async def list_cases(self) -> list[RemoteCase]: ...
-
-
-def check_quota(user: User, cases: Sequence[CasePlan], lock: Lock) -> None:
-    """Refuse the run when it would create more draft cases than the user may still have."""
-    new = sum(
-        1
-        for case in cases
-        if any(isinstance(a, CreateCase) for a in case.actions) and case.key not in lock.cases
-    )
+def check_quota(user: User, new_keys: Sequence[str], within_quota: bool) -> tuple[str, ...]:
+    """The new cases (in order) that must wait for draft quota: none when all fit; with
+    ``within_quota`` those past the quota; otherwise the whole run is refused."""
     left = user.quotas.drafts_left
-    if left is not None and new > left:
-        raise Refused(
-            f"{new} new cases to create, but the draft quota of {user.login} allows only "
-            f"{left} more ({user.quotas.draft_case_count} of "
-            f"{user.quotas.allowed_draft_cases} used); nothing was created",
-            hint="apply fewer with --case KEY, or publish or delete drafts on the site, "
-            "or ask Radiopaedia to raise your quota",
-        )
+    if left is None or len(new_keys) <= left:
+        return ()
+    if within_quota:
+        return tuple(new_keys[left:])
+    raise Refused(
+        f"{len(new_keys)} new cases to create, but the draft quota of {user.login} allows only "
+        f"{left} more ({user.quotas.draft_case_count} of "
+        f"{user.quotas.allowed_draft_cases} used); nothing was created",
+        hint="apply fewer with --case KEY or with --within-quota, or publish or delete "
+        "drafts on the site, or ask Radiopaedia to raise your quota",
+    )
 
 
 class Remote:
@@ -167,13 +272,13 @@ class Remote:
         )
         return None
 
-    async def check_draft(self, case_id: int) -> None:
+    async def check_draft(self, key: str, case_id: int) -> None:
         """A case recorded in the lock still takes imaging only while it is a draft."""
         remote = (await self.listing()).get(case_id)
         if remote is None:
             raise CaseSkipped(
-                f"case {case_id} is not in your case listing (deleted on the site?); "
-                "nothing was added"
+                f"case {case_id} is not in your case listing (deleted on the site?); nothing "
+                f"was added; 'casesync apply --recreate {key}' creates it again"
             )
         if not remote.is_draft:
             raise CaseSkipped(

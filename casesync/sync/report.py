@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from casesync.sync.plan import Plan
+if TYPE_CHECKING:
+    from casesync.sync.plan import Plan
 
 StepState = Literal["started", "done", "failed"]
 # done | unchanged: nothing left to do; the others are problems the summary lists
 CaseStatus = Literal[
-    "done", "unchanged", "failed", "skipped", "unknown", "processing", "interrupted"
+    "done", "unchanged", "failed", "skipped", "unknown", "processing", "interrupted", "waiting"
 ]
 FINE: tuple[CaseStatus, ...] = ("done", "unchanged")
 
@@ -66,6 +67,10 @@ class Step:
     @classmethod
     def processing(cls, job_id: str) -> Step:
         return cls(StepKind.PROCESSING, f"processing job {job_id}")
+
+
+def case_url(api_url: str, case_id: int) -> str:
+    return f"{api_url}/cases/{case_id}"
 
 
 def study_label(study_index: int) -> str:

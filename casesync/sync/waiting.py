@@ -71,7 +71,9 @@ class JobWaiter:
         late = []
         for study in self.ledger.lock.cases[key].studies:
             for series in study.series:
-                if series.job_id is None or series.status in FINAL_JOB_STATES:
+                if series.job_id is None or study.study_id is None:
+                    continue  # adopted: nothing of ours to poll
+                if series.status in FINAL_JOB_STATES:
                     continue
                 step = Step.processing(series.job_id)
                 status = await self._poll(case_id, study.study_id, series.job_id, self.deadline)
