@@ -1,19 +1,26 @@
 """casesync against what users would otherwise do, each pair measured side by side in one run.
 
-    python benchmarks/run.py [--quick] [--only 1,2,3,4,5]
+    python benchmarks/run.py [--quick] [--only 0,1,2,3,4,5] [--baseline DIR]
 
 Generates everything it needs in a temporary folder (no downloads; DICOM slices come from
 pydicom's bundled CT_small.dcm, tiled to 512 x 512 and anonymised by casesync), prints one
 Markdown table, and removes the data. The full run needs about 10 GB of free disk for a while.
+
+``--baseline DIR`` also times the whole-process rows (0 and 2) with an older casesync whose
+package folder is ``DIR/casesync`` (e.g. ``git archive REV casesync | tar -x -C DIR``), run
+interleaved with the current one so that both see the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import os
 import platform
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +43,7 @@ from casesync.phi.gate import check_files  # noqa: E402
 from casesync.sync.workflow import prepare_plan  # noqa: E402
 
 SLICES_PER_CASE = 200
+PROCESS_RUNS = 9  # whole-process rows: the median of this many runs, commands interleaved
 LATENCY_MS = 40
 MB = 1_000_000
 
@@ -117,10 +125,12 @@ def bench_hashing(work: Path, pool: list[Path], count: int) -> Row:
 
 
 def walk(folder: str) -> int:
-    """The floor for any no-op check: visit and stat every file."""
+    """The floor for any no-op check: visit and stat every file (git's own folder aside)."""
     count = 0
     with os.scandir(folder) as entries:
         for entry in entries:
+            if entry.name == ".git":
+                continue
             if entry.is_dir(follow_symlinks=False):
                 count += walk(entry.path)
             else:
@@ -129,10 +139,128 @@ def walk(folder: str) -> int:
     return count
 
 
-def bench_noop_plan(work: Path, cases: int, files: int) -> Row:
+WALK = f"""
+import os, sys
+{inspect.getsource(walk)}
+walk(sys.argv[1])
+"""
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] | None = None  # None: this process's environment
+
+
+def casesync_command(args: list[str], cwd: Path, baseline: Path | None = None) -> Command:
+    """``python -m casesync ARGS``; with ``baseline``, the package found in that folder."""
+    env = None if baseline is None else {**os.environ, "PYTHONPATH": str(baseline)}
+    return Command([sys.executable, "-m", "casesync", *args], cwd, env)
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float  # user + system: what the process needs when it has the machine to itself
+
+    def __str__(self) -> str:
+        return f"{self.wall:.3f} s (CPU {self.cpu:.3f} s)"
+
+
+def median_timings(commands: dict[str, Command], runs: int = PROCESS_RUNS) -> dict[str, Timing]:
+    """Each command as a whole process: one warm-up, then the median of ``runs``, the commands
+    taking turns so that a burst of load on a shared machine hits all of them alike."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
+    for repetition in range(runs + 1):
+        for name, command in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(
+                command.argv,
+                cwd=command.cwd,
+                env=command.env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if repetition:
+                walls[name].append(wall)
+                cpus[name].append(
+                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                )
+    return {
+        name: Timing(statistics.median(walls[name]), statistics.median(cpus[name]))
+        for name in commands
+    }
+
+
+STARTUP = {"a": ["--version"], "b": ["validate", "--help"]}
+
+
+def bench_startup(work: Path, baseline: Path | None) -> list[Row]:
+    """0. What every command pays before it does anything: interpreter, imports, typer."""
+    commands = {"python": Command([sys.executable, "-c", "pass"], work)}
+    for label, args in STARTUP.items():
+        commands[label] = casesync_command(args, work)
+        if baseline:
+            commands[f"{label}, before"] = casesync_command(args, work, baseline)
+    timings = median_timings(commands)
+    rows = []
+    for name, timing in timings.items():
+        if name == "python":
+            continue
+        now = "," not in name
+        rows.append(
+            Row(
+                f"0{name[0]}. start-up: casesync {' '.join(STARTUP[name[0]])}{name[1:]}",
+                str(timing),
+                f"python -c pass {timings['python']}",
+                "",
+                "< 0.15 s" if now else "",
+                timing.wall < 0.15 if now else None,
+            )
+        )
+    return rows
+
+
+def ratio_row(name: str, ours: Timing, reference: Timing, limit: float | None) -> Row:
+    """Wall-time ratio (the target's measure) and, for a loaded machine, the CPU ratio."""
+    ratio = ours.wall / reference.wall
+    return Row(
+        name,
+        str(ours),
+        str(reference),
+        f"{ratio:.1f} (CPU {ours.cpu / reference.cpu:.1f})",
+        f"<= {limit:g}" if limit else "",
+        ratio <= limit if limit else None,
+    )
+
+
+def git_commit_all(root: Path) -> None:
+    """The tree as a user would have it: committed, casesync's local state ignored."""
+    (root / ".gitignore").write_text(".casesync/\n")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@localhost",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@localhost",
+    }
+    steps = (["init", "-q"], ["config", "gc.auto", "0"], ["add", "-A"], ["commit", "-qm", "tree"])
+    for argv in steps:  # no automatic gc: it would run in the background while we measure
+        subprocess.run(["git", *argv], cwd=root, env=env, check=True)
+
+
+def bench_noop_plan(work: Path, cases: int, files: int, baseline: Path | None) -> list[Row]:
+    """2. A plan with nothing to do, in-process and as a whole process, against the floor."""
     root = work / "plan-repo"
     generate_repo(root, cases, files // cases)
     write_matching_lock(root)  # fills the caches too: this is the warm-up run
+    git_commit_all(root)
     prepare_plan(root)
     plans = []
     for _ in range(3):
@@ -142,15 +270,50 @@ def bench_noop_plan(work: Path, cases: int, files: int) -> Row:
         assert not prepared.plan.has_changes
     ours = min(plans)
     theirs = min(timed(lambda: walk(str(root))) for _ in range(3))
+    size = f"{cases} cases / {files:,} files"
+    rows = [
+        Row(
+            f"2. no-op plan in-process, {size}",
+            f"{ours:.2f} s",
+            f"scandir+stat {theirs:.2f} s",
+            f"{ours / theirs:.2f}",
+            "",
+            None,
+        )
+    ]
+    commands = {
+        "": casesync_command(["plan", "--detailed-exitcode"], root),
+        "git": Command(["git", "status", "--porcelain"], root),
+        "walk": Command([sys.executable, "-c", WALK, str(root)], root),
+    }
+    if baseline:  # its own copy: the two versions keep different caches in .casesync/
+        before_root = work / "plan-repo-before"
+        shutil.copytree(
+            root, before_root, symlinks=True, ignore=shutil.ignore_patterns(".casesync")
+        )
+        before = casesync_command(["plan", "--detailed-exitcode"], before_root, baseline)
+        commands[", before"] = before
+    timings = median_timings(commands)
+    git, walked = timings["git"], timings["walk"]
+    for suffix in ("", ", before") if baseline else ("",):
+        plan = timings[suffix]
+        now = not suffix
+        rows += [
+            ratio_row(
+                f"2b. no-op plan as a process vs a scandir+stat process{suffix}, {size}",
+                plan,
+                walked,
+                3 if now else None,
+            ),
+            ratio_row(
+                f"2c. no-op plan vs git status --porcelain{suffix}, {size}",
+                plan,
+                git,
+                5 if now else None,
+            ),
+        ]
     shutil.rmtree(root)
-    return Row(
-        f"2. no-op plan, {cases} cases / {files:,} files",
-        f"{ours:.2f} s",
-        f"scandir+stat {theirs:.2f} s",
-        f"{ours / theirs:.2f}",
-        "<= 3",
-        ours / theirs <= 3,
-    )
+    return rows
 
 
 def make_repo(root: Path, pool: list[Path], count: int) -> int:
@@ -329,14 +492,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, a few minutes")
     parser.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,2")
+    parser.add_argument("--baseline", type=Path, help="folder holding an older casesync/")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5"}
+    only = set(args.only.split(",")) if args.only else {"0", "1", "2", "3", "4", "5"}
+    baseline = args.baseline.resolve() if args.baseline else None
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="casesync-bench-") as tmp:
         work = Path(tmp)
+        if "0" in only:
+            rows += bench_startup(work, baseline)
         if "2" in only:
-            rows.append(bench_noop_plan(work, sizes.plan_cases, sizes.plan_files))
+            rows += bench_noop_plan(work, sizes.plan_cases, sizes.plan_files, baseline)
         if only & {"1", "3", "4", "5"}:
             pool, anonymise_row = make_pool(work, sizes.pool_slices)
             if "1" in only:
@@ -353,7 +520,9 @@ def main() -> None:
     print(table(rows))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     mode = "--quick" if args.quick else "full"
-    print(f"\n{dt.date.today()}, {machine}, {mode} run")
+    averages = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load = ", load average " + " ".join(f"{a:.1f}" for a in averages) if averages else ""
+    print(f"\n{dt.date.today()}, {machine}, {mode} run{load}")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from functools import cache
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 
-import nh3
-from markdown_it import MarkdownIt
-from markdown_it.common.utils import escapeHtml
-from markdown_it.token import Token
+if TYPE_CHECKING:  # markdown-it and nh3 are imported when a Markdown field is rendered
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 MARKDOWN = "markdown"
 HTML = "html"
@@ -41,6 +41,8 @@ ACTIVE_SCHEMES = ("javascript:", "vbscript:", "data:")
 
 @cache
 def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     # CommonMark with raw HTML on: nh3 then keeps the allowed tags (so <sub>/<sup> work) and
     # drops the rest, script and style with their content.
     parser = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -54,6 +56,8 @@ def _parser() -> MarkdownIt:
 
 
 def _code_block(self: object, tokens: list[Token], idx: int, *_: object) -> str:
+    from markdown_it.common.utils import escapeHtml
+
     lines = escapeHtml(tokens[idx].content.rstrip("\n")).split("\n")
     return "<p>" + "<br>\n".join(lines) + "</p>\n"
 
@@ -61,6 +65,8 @@ def _code_block(self: object, tokens: list[Token], idx: int, *_: object) -> str:
 def sanitise(html: str) -> str:
     """``html`` reduced to the allowed subset: other tags unwrapped (script and style
     dropped with their content), event attributes removed, links http/https/mailto only."""
+    import nh3
+
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),

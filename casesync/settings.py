@@ -36,11 +36,6 @@ def find_project_root(start: Path | None = None) -> Path:
     )
 
 
-def cache_dir(root: Path) -> Path:
-    """``.casesync/cache`` of the project at ``root``: the hash and PHI caches."""
-    return root / STATE_DIR / "cache"
-
-
 def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """A ``CASESYNC_*`` variable, treating an empty value as unset."""
     value = (os.environ if env is None else env).get(name, "").strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import time
@@ -121,6 +122,13 @@ def test_a_file_others_can_read_is_refused_with_the_fix(tmp_path: Path, emulator
     with pytest.raises(AuthError) as caught:
         token_provider(emulator.base_url, file_env(path))
     assert f"chmod 600 {path}" in str(caught.value)
+
+
+def test_a_fifo_as_the_credentials_file_is_refused_without_hanging(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.fifo"
+    os.mkfifo(path, 0o600)  # nobody ever writes to it: a blocking read would hang
+    with pytest.raises(ConfigError, match=r"credentials\.fifo"):
+        read_credentials(path)
 
 
 def test_a_file_with_other_keys_is_refused(tmp_path: Path) -> None:

@@ -135,3 +135,41 @@ def test_a_file_that_cannot_be_read_is_a_clear_error(
     monkeypatch.setattr(hashing, "compute_facts", refuse)
     with pytest.raises(ConfigError, match=r"cannot read f0\.png: Permission denied"):
         gather_facts(tmp_path, names)
+
+
+def test_a_new_ctime_means_the_file_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chmod and chown change only the ctime: the cached facts say nothing of access now."""
+    names = make_files(tmp_path, 2)
+    cache = FactsCache(tmp_path / "files.sqlite")
+    gather_facts(tmp_path, names, cache)
+    with cache.connection:  # as if f0.png's mode changed after it was hashed
+        cache.connection.execute(
+            f"UPDATE {hashing.FACTS_TABLE} SET ctime_ns = ctime_ns - 1 WHERE path = 'f0.png'"
+        )
+    seen = counting(monkeypatch)
+    gather_facts(tmp_path, names, cache)
+    assert [p.name for p in seen] == ["f0.png"]
+
+
+def test_unreadable_files_are_set_aside_and_cached_ones_need_no_access_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = make_files(tmp_path, 3)
+    cache = FactsCache(tmp_path / "files.sqlite")
+    gather_facts(tmp_path, names[:2], cache)  # f0 and f1 cached, f2 new
+    asked: list[str] = []
+
+    def access(path: str, mode: int) -> bool:
+        asked.append(os.path.basename(path))
+        return False
+
+    monkeypatch.setattr(os, "access", access)
+    seen = counting(monkeypatch)
+    unreadable: set[str] = set()
+    facts = gather_facts(tmp_path, names, cache, unreadable=unreadable)
+    assert unreadable == {"f2.png"}
+    assert sorted(facts) == ["f0.png", "f1.png"]
+    assert asked == ["f2.png"]
+    assert seen == []

@@ -60,6 +60,20 @@ def test_import_never_overwrites_a_folder_and_leaves_nothing_behind(
     assert not (target / "casesync.lock").exists()
 
 
+def test_import_never_writes_through_a_symlinked_folder(
+    tmp_path: Path, emulator_thread: Any
+) -> None:
+    _, case_id = applied_case(tmp_path, emulator_thread)
+    target = write_project(tmp_path / "target")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (target / "cases").symlink_to(outside)
+    done = cli(target, emulator_thread, "import", "--case-id", str(case_id), "--into", "cases/x")
+    assert done.returncode != 0 and "symlink" in done.stderr
+    assert list(outside.iterdir()) == []
+    assert not (target / "casesync.lock").exists()
+
+
 def test_import_all_drafts_skips_what_the_lock_holds(tmp_path: Path, emulator_thread: Any) -> None:
     source = teaching_repo(tmp_path / "source", cases=2, images=2)
     assert apply(source, emulator_thread).returncode == 0

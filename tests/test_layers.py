@@ -20,7 +20,6 @@ SHARED = (
     "casesync",  # __init__: the version
     "casesync.api.models",
     "casesync.api.vocab",
-    "casesync.atomicfile",
     "casesync.errors",
     "casesync.settings",
     "casesync.fsutil",
@@ -163,7 +162,7 @@ def test_the_checker_refuses_each_wrong_way() -> None:
         ("casesync.sync.plan", "casesync.project.manifest"),
         ("casesync.project.validate", "casesync.phi.gate"),
         ("casesync.phi.anonymise", "casesync.files.formats"),
-        ("casesync.api.credentials", "casesync.atomicfile"),
+        ("casesync.api.credentials", "casesync.fsutil"),
         ("casesync.emulator.anonymiser_check", "casesync.phi.policy"),
         ("casesync.preview.build", "casesync.sync.workflow"),
         ("casesync.__main__", "casesync.cli.app"),

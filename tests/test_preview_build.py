@@ -19,7 +19,7 @@ from casesync.errors import ConfigError
 from casesync.phi.anonymise import anonymise_dataset
 from casesync.preview.build import build_preview
 from casesync.project.validate import validate_project
-from casesync.sync.workflow import InvalidProject
+from casesync.sync.workflow import InvalidProject, prepare_plan
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PRESETS = ["file", "soft", "lung", "bone", "brain"]
@@ -229,6 +229,46 @@ def test_undecodable_dicom_gets_a_placeholder_and_a_note(tmp_path: Path) -> None
         doc = page(tmp_path / ".casesync" / "preview" / "cases-c1" / "index.html")
         assert "no pixel data handler" in doc.find("p", "note").text()
         assert "JPEG-LS Lossless" in doc.find("p", "note").text()
+
+
+def test_a_series_flagged_for_burned_in_text_still_gets_its_review_page(tmp_path: Path) -> None:
+    """The gate refuses it for plan and apply; the preview (local only) shows what to review."""
+    write_project(tmp_path)
+    case_dir = write_case(
+        tmp_path,
+        "c1",
+        """
+        title: Burned in
+        system: Chest
+        studies:
+          - modality: CT
+            series:
+              - images: ct
+        """,
+    )
+    (case_dir / "ct").mkdir()
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    anonymise_dataset(ds, OPTIONS)
+    ds.BurnedInAnnotation = "YES"
+    write(ds, case_dir / "ct" / "a.dcm")
+    with pytest.raises(InvalidProject):  # nothing with this flag goes out
+        prepare_plan(tmp_path)
+    build_preview(tmp_path)
+    review = page(tmp_path / ".casesync" / "preview" / "cases-c1" / "review-1-1.html")
+    figure = review.find("figure", "review-slice")
+    facts = {
+        dt.text(): dd.text()
+        for dt, dd in zip(figure.find_all("dt"), figure.find_all("dd"), strict=True)
+    }
+    assert facts["BurnedInAnnotation"] == "YES"
+    shown = subprocess.run(
+        [sys.executable, "-m", "casesync", "-C", str(tmp_path), "preview"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "BurnedInAnnotation" in shown.stdout + shown.stderr  # the finding is still shown
 
 
 def test_command_reports_and_opens_the_index(tmp_path: Path) -> None:

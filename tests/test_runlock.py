@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from casesync.errors import ExitCode, Refused, StateWriteError
+from casesync.errors import ConfigError, ExitCode, Refused, StateWriteError
 from casesync.sync.runlock import read_owner, run_lock
 
 
@@ -63,6 +63,19 @@ with run_lock(Path(sys.argv[1]), print, "casesync apply (killed)"):
 """
 
 
+def test_without_fcntl_the_lock_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: import fcntl fails
+    with (
+        pytest.raises(ConfigError, match="need a POSIX system") as error,
+        run_lock(tmp_path, print),
+    ):
+        pass
+    assert error.value.exit_code == ExitCode.ERROR
+    assert not (tmp_path / ".casesync" / "apply.lock").exists()
+
+
 def test_a_full_disk_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -79,5 +92,6 @@ def test_a_full_disk_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_a_state_folder_that_cannot_be_made_is_a_clean_error(tmp_path: Path) -> None:
     (tmp_path / ".casesync").write_text("a file where the folder should be")
-    with pytest.raises(StateWriteError, match="cannot write"), run_lock(tmp_path, print):
+    not_a_folder = pytest.raises(ConfigError, match=r"\.casesync is not a folder")
+    with not_a_folder, run_lock(tmp_path, print):
         raise AssertionError("the block must not run")

@@ -1,10 +1,11 @@
 from pathlib import Path
+from unittest import mock
 
 import pydicom
 from pydicom.data import get_testdata_file
 
 from casesync.files.hashing import gather_facts
-from casesync.project.seriesfiles import natural_key, order_slices, resolve_root
+from casesync.project.seriesfiles import natural_key, order_slices, resolve_root, select_files
 
 
 def write_slices(folder: Path, numbering: dict[str, tuple[int | None, float]]) -> list[str]:
@@ -60,3 +61,44 @@ def test_root_resolution() -> None:
     assert resolve_root("a/4.png", files, rel) == (3, None)
     assert resolve_root(4, files, rel)[0] is None
     assert resolve_root("9.png", files, rel)[0] is None
+
+
+def test_a_glob_reaching_outside_is_one_error_without_listing_anything(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    case_dir = root / "cases" / "a"
+    case_dir.mkdir(parents=True)
+    (tmp_path / "outside-1.png").write_bytes(b"x")
+    with mock.patch("glob.glob") as listed:
+        selection = select_files(root, case_dir, ["../../../*", "/etc/*"])
+    listed.assert_not_called()
+    assert [what for what, _ in selection.errors] == [
+        "'../../../*' reaches outside the project root",
+        "'/etc/*' reaches outside the project root",
+    ]
+
+
+def test_glob_matches_through_a_symlink_are_counted_not_named(tmp_path: Path) -> None:
+    root, pictures = tmp_path / "repo", tmp_path / "pictures"
+    case_dir = root / "cases" / "a"
+    case_dir.mkdir(parents=True)
+    pictures.mkdir()
+    for name in ("outside-1.png", "outside-2.png"):
+        (pictures / name).write_bytes(b"x")
+    (case_dir / "inside.png").write_bytes(b"x")
+    (case_dir / "linked").symlink_to(pictures)
+    selection = select_files(root, case_dir, ["linked/*", "*.png"])
+    assert [what for what, _ in selection.errors] == [
+        "'linked/*' matches 2 file(s) outside the project root"
+    ]
+    assert selection.relpaths == ["cases/a/inside.png"]
+
+
+def test_an_unreadable_image_folder_is_an_error(tmp_path: Path) -> None:
+    case_dir = tmp_path / "cases" / "a"
+    (case_dir / "ct").mkdir(parents=True)
+    denied = PermissionError(13, "Permission denied")
+    with mock.patch("casesync.project.seriesfiles.os.scandir", side_effect=denied):
+        selection = select_files(tmp_path, case_dir, "ct")
+    assert selection.errors == [
+        ("folder 'ct' cannot be read (Permission denied)", "fix its permissions (chmod u+rx)")
+    ]

@@ -22,8 +22,8 @@ from casesync.api import oauth
 from casesync.api.client import RadiopaediaClient
 from casesync.api.models import User
 from casesync.api.oauth import Client, TokenGrant, UnusableGrant, exchange_code, refresh_grant
-from casesync.atomicfile import atomic_write_text
 from casesync.errors import ApiError, AuthError, ConfigError
+from casesync.fsutil import atomic_write, read_regular
 from casesync.settings import Timeouts, env_value
 
 ACCESS_ENV = "CASESYNC_ACCESS_TOKEN"
@@ -94,7 +94,8 @@ def read_credentials(path: Path) -> Credentials | None:
             hint=f"chmod 600 {path}",
         )
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        # a FIFO or device named by CASESYNC_CREDENTIALS must not hang or flood the process
+        data: Any = json.loads(read_regular(path, 1 << 16, str(path)).decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise AuthError(f"cannot read {path}: {exc}", hint=LOGIN_AGAIN) from None
     fields = tuple(Credentials.__dataclass_fields__)
@@ -115,7 +116,7 @@ def read_credentials(path: Path) -> Credentials | None:
 def write_credentials(path: Path, credentials: Credentials) -> None:
     """Atomically (temp file created 0600 in the same folder, fsync, rename, fsync folder)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_text(path, json.dumps(asdict(credentials), indent=2) + "\n", mode=0o600)
+    atomic_write(path, json.dumps(asdict(credentials), indent=2) + "\n", mode=0o600)
 
 
 class TokenProvider:

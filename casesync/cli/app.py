@@ -6,52 +6,31 @@ Business logic lives in the core modules; every error travels as a ``CasesyncErr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
-import webbrowser
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from casesync import __version__
-from casesync.atomicfile import atomic_write_text
-from casesync.cli.progress import JsonEvents, PlainEvents, RichEvents, hashing_progress
-from casesync.cli.render import (
-    MARKDOWN_BUDGET,
-    PLAN_FORMATS,
-    render_json,
-    render_plan,
-    render_problems_json,
-    render_problems_text,
-)
-from casesync.cli.scaffold import init_project, refresh_editor_schemas
+from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
 from casesync.errors import ConfigError, ExitCode
-from casesync.phi import cli as phi_cli
-from casesync.project.schema import schema_text
-from casesync.project.validate import validate_project
-from casesync.project.yamlload import Problem
-from casesync.settings import (
-    Timeouts,
-    debug_from_env,
-    env_int,
-    find_project_root,
-    resolve_timeouts,
-)
-from casesync.sync.apply import ApplySettings, run_apply
-from casesync.sync.executor import ApplyOptions
-from casesync.sync.report import Events
-from casesync.sync.resolve import Answer
-from casesync.sync.resolve import resolve as resolve_unknown
-from casesync.sync.workflow import InvalidProject, prepare_plan
+from casesync.settings import debug_from_env, env_int, find_project_root, resolve_timeouts
 
 if TYPE_CHECKING:
     from casesync.api.credentials import TokenProvider, TokenSource
+    from casesync.project.yamlload import Problem
+    from casesync.settings import Timeouts
+    from casesync.sync.report import Events
+
+# Every command imports what it runs inside its own function: `--version`, `--help` and
+# `validate` never pay for aiohttp, pydicom, rich or the apply engine (and on Windows they never
+# import the POSIX-only run lock).
+
 
 app = typer.Typer(
     name="casesync",
@@ -142,6 +121,8 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
 
 def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = ()) -> None:
     """The problems, then ``advice`` (the PHI gate's fix, said once for all its lines)."""
+    from casesync.cli.render import render_problems_json, render_problems_text
+
     if fmt == "json":
         typer.echo(render_problems_json(problems, advice), nl=False)
     elif problems:
@@ -151,6 +132,8 @@ def _print_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = (
 @app.command()
 def init(ctx: typer.Context) -> None:
     """Start a project here: casesync.yaml, a sample case, and .gitignore entries."""
+    from casesync.cli.scaffold import init_project
+
     root = _start_dir(ctx).resolve()
     written = init_project(root)
     for name in written:
@@ -166,6 +149,11 @@ def init(ctx: typer.Context) -> None:
 @app.command()
 def validate(ctx: typer.Context, fmt: FormatOption = "text") -> None:
     """Check manifests and every referenced file (paths, formats, PHI). Never uses the network."""
+    from casesync.cli.progress import hashing_progress
+    from casesync.cli.scaffold import refresh_editor_schemas
+    from casesync.project.validate import validate_project
+    from casesync.sync.workflow import InvalidProject
+
     _check_format(fmt, ("text", "json"))
     root = _project_root(ctx)
     refresh_editor_schemas(root)
@@ -212,8 +200,15 @@ def plan(
     lockfile: LockfileOption = None,
 ) -> None:
     """Show what apply would create and upload, from the manifests and casesync.lock alone."""
+    from casesync.cli.progress import hashing_progress
+    from casesync.cli.render import PLAN_FORMATS, render_json, render_plan
+    from casesync.fsutil import atomic_write
+    from casesync.sync.workflow import InvalidProject, prepare_plan
+
     _check_format(fmt, PLAN_FORMATS)
     root = _project_root(ctx)
+    if out is not None:
+        _check_out_file(out)
     try:
         with hashing_progress() as progress:
             prepared = prepare_plan(
@@ -231,9 +226,25 @@ def plan(
         plan_ = make_plan(prepared.manifest, prepared.lock, prepared.api_url, remote)
     typer.echo(render_plan(plan_, fmt, max_chars), nl=False)
     if out is not None:
-        atomic_write_text(out, render_json(plan_))
+        try:
+            atomic_write(out, render_json(plan_))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the plan to {out}: {exc.strerror}", hint=OUT_HINT
+            ) from None
     if detailed_exitcode and plan_.has_changes:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
+
+
+OUT_HINT = "give --out a file name in an existing folder"
+
+
+def _check_out_file(out: Path) -> None:
+    """Fail before the work, not after: ``--out`` must name a file in an existing folder."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder", hint=OUT_HINT)
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist", hint=OUT_HINT)
 
 
 @app.command()
@@ -248,7 +259,11 @@ def preview(
     ] = False,
 ) -> None:
     """Write the cases as a local HTML site: stacks to scroll, a review page per series."""
+    import webbrowser
+
+    from casesync.cli.progress import hashing_progress
     from casesync.preview.build import build_preview  # numpy and Pillow: only for this command
+    from casesync.sync.workflow import InvalidProject
 
     try:
         with hashing_progress() as progress:
@@ -256,7 +271,7 @@ def preview(
     except InvalidProject as exc:
         _print_problems(exc.result.problems, "text", exc.result.advice)
         raise
-    _print_problems(result.validation.warnings, "text")
+    _print_problems(result.validation.problems, "text", result.validation.advice)
     typer.echo(
         f"Preview of {result.cases} case{'s' * (result.cases != 1)} ({result.slices} slices): "
         f"{result.pages_written} pages and {result.images_written} images written, "
@@ -271,6 +286,8 @@ def schema(
     name: Annotated[str, typer.Argument(help="case, project or lock")],
 ) -> None:
     """Print a JSON Schema (for editors and other tools)."""
+    from casesync.project.schema import schema_text
+
     typer.echo(schema_text(name), nl=False)
 
 
@@ -286,6 +303,8 @@ def check_phi(
     ] = "text",
 ) -> None:
     """Run the PHI gate on any files or folders (no project needed); exit 3 if any file fails."""
+    from casesync.phi import cli as phi_cli
+
     _check_format(fmt, ("text", "json"))
     cache_path = phi_cli.project_cache_path(_start_dir(ctx))
     typer.echo(phi_cli.check_phi(paths, fmt, cache_path), nl=False)
@@ -315,6 +334,8 @@ def anonymise(
     ] = False,
 ) -> None:
     """Write a de-identified, deterministic copy of SRC under DST; never modifies SRC."""
+    from casesync.phi import cli as phi_cli
+
     key_path = key_file or phi_cli.default_key_path(_start_dir(ctx), dst)
     typer.echo(
         phi_cli.anonymise(src, dst, key_path, keep_series_description, split_frames), nl=False
@@ -336,6 +357,10 @@ def _tokens_from_env(timeouts: Timeouts) -> TokenSource:
 
 
 def _apply_events(fmt: str) -> Events:
+    from rich.console import Console
+
+    from casesync.cli.progress import JsonEvents, PlainEvents, RichEvents
+
     if fmt == "json":
         return JsonEvents(sys.stdout)
     if sys.stdout.isatty():
@@ -406,6 +431,10 @@ def apply(
     ] = None,
 ) -> None:
     """Create what is missing on Radiopaedia and upload only the bytes it lacks."""
+    from casesync.sync.apply import ApplySettings, run_apply
+    from casesync.sync.executor import ApplyOptions
+    from casesync.sync.workflow import InvalidProject
+
     _check_format(fmt, ("text", "json"))
     flags = {"connect": connect_timeout, "read": read_timeout, "stall": stall_timeout}
     settings = ApplySettings(
@@ -463,6 +492,9 @@ def resolve(
     lockfile: LockfileOption = None,
 ) -> None:
     """Settle a create apply sent without getting an answer (apply says when)."""
+    from casesync.sync.resolve import Answer
+    from casesync.sync.resolve import resolve as resolve_unknown
+
     answer = Answer(case_id, study_id, series_job, not_created)
     if (answer.kind is not None) + not_created != 1:
         raise ConfigError(
@@ -622,7 +654,8 @@ def emulator(
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
 ) -> None:
     """Run an emulator of the Radiopaedia API on this machine (until Ctrl-C)."""
-    # the aiohttp server is imported only here: every other command starts faster
+    import asyncio
+
     from casesync.emulator.config import EmulatorConfig, parse_quota, parse_rate
     from casesync.emulator.server import serve
 
@@ -723,6 +756,8 @@ def login(
     ] = None,
 ) -> None:
     """Log in with OAuth: open the printed URL, approve, paste the code; stored with mode 0600."""
+    import asyncio
+
     from casesync.api import credentials as auth
     from casesync.api.oauth import Client, authorize_url
 
@@ -742,6 +777,8 @@ def login(
 @app.command()
 def logout() -> None:
     """Revoke the stored token on its server (where supported) and remove the credentials file."""
+    import asyncio
+
     from casesync.api import credentials as auth
 
     path = auth.credentials_path(os.environ)
@@ -763,6 +800,8 @@ def logout() -> None:
 @app.command()
 def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: FormatOption = "text") -> None:
     """Show the login and its quotas (draft and unlisted cases: used / allowed)."""
+    import asyncio
+
     from casesync.api import credentials as auth
 
     _check_format(fmt, ("text", "json"))

@@ -12,25 +12,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, TextIO
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from casesync.cli.render import human_bytes, plan_to_dict, render_text
 from casesync.sync.plan import Plan
 from casesync.sync.report import FINE, ApplyReport, Step, StepState, case_url
+
+if TYPE_CHECKING:  # rich is imported where something is shown: validate and plan rarely need it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 SUMMARY_EVERY_SECONDS = 10.0
 
@@ -113,6 +103,18 @@ class RichEvents(PlainEvents):
     """A TTY: an overall bytes bar with rate and ETA, and one line per case (steps done)."""
 
     def __init__(self, console: Console) -> None:
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         super().__init__(console)
         self.transfer = Progress(
             TextColumn("{task.description}"),
@@ -163,6 +165,8 @@ class RichEvents(PlainEvents):
 
 def print_summary(console: Console, report: ApplyReport, api_url: str) -> None:
     """The end-of-run table, the problem cases with their messages, and the case URLs."""
+    from rich.table import Table
+
     table = Table(title="casesync apply", show_header=False)
     rows = [
         ("cases created", str(report.cases_created)),
@@ -193,6 +197,9 @@ def hashing_progress() -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     columns = (TextColumn("hashing"), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("hashing", total=None)

@@ -13,6 +13,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from casesync.fsutil import atomic_write, ensure_dir, read_regular, refuse_symlink
 from casesync.project.schema import EDITOR_SCHEMAS_DIR, schema_header, schema_text
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
@@ -51,16 +52,16 @@ studies:
 def refresh_editor_schemas(root: Path, *, create: bool = False) -> None:
     """Bring the schema copies up to date with this casesync (after an upgrade). Only the
     folders that exist are refreshed (validate must not add files to a repository), unless
-    ``create`` (init)."""
+    ``create`` (init). A symlink on the way is refused, never written through."""
     for folder in (root / EDITOR_SCHEMAS_DIR, root / LEGACY_SCHEMAS_DIR):
         if not folder.is_dir() and not (create and folder.name == EDITOR_SCHEMAS_DIR):
             continue
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_dir(root, folder)
         for name in ("case", "project", "lock"):
             target = folder / f"{name}.schema.json"
             text = schema_text(name)
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                target.write_text(text, encoding="utf-8")
+            if not target.exists() or read_regular(target, None, follow=False) != text.encode():
+                atomic_write(target, text)
 
 
 def init_project(root: Path) -> list[str]:
@@ -69,14 +70,14 @@ def init_project(root: Path) -> list[str]:
     written: list[str] = []
     project_file = root / PROJECT_FILE
     if not project_file.exists():
-        project_file.write_text(schema_header(project_file, root, "project") + PROJECT_TEMPLATE)
+        atomic_write(project_file, schema_header(project_file, root, "project") + PROJECT_TEMPLATE)
         written.append(PROJECT_FILE)
     case_dir = root / "cases" / "example-case"
     if not (root / "cases").exists():
         (case_dir / "images").mkdir(parents=True)
         case_file = case_dir / "case.yaml"
-        case_file.write_text(schema_header(case_file, root, "case") + CASE_TEMPLATE)
-        (case_dir / "images" / "frontal.png").write_bytes(sample_png())
+        atomic_write(case_file, schema_header(case_file, root, "case") + CASE_TEMPLATE)
+        atomic_write(case_dir / "images" / "frontal.png", sample_png())
         written += ["cases/example-case/case.yaml", "cases/example-case/images/frontal.png"]
     if _add_gitignore_entry(root / ".gitignore"):
         written.append(".gitignore")
@@ -87,12 +88,13 @@ def init_project(root: Path) -> list[str]:
 
 
 def _add_gitignore_entry(gitignore: Path) -> bool:
+    refuse_symlink(gitignore)
     existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
     if any(line.strip() in (GITIGNORE_ENTRY, STATE_DIR) for line in existing.splitlines()):
         return False
     separator = "" if not existing or existing.endswith("\n") else "\n"
     comment = "# casesync: local caches, journal and keys (never commit)\n"
-    gitignore.write_text(existing + separator + comment + GITIGNORE_ENTRY + "\n", encoding="utf-8")
+    atomic_write(gitignore, existing + separator + comment + GITIGNORE_ENTRY + "\n")
     return True
 
 

@@ -6,9 +6,9 @@ Files are written and read in a worker thread so that big bodies never block the
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from pathlib import Path
+
+from casesync.fsutil import atomic_write
 
 
 class BlobStore:
@@ -32,7 +32,7 @@ class BlobStore:
         if self.directory is None:
             self._memory[sha256] = data
             return
-        await asyncio.to_thread(_write_atomic, self.directory / sha256, data)
+        await asyncio.to_thread(atomic_write, self.directory / sha256, data)
         self._on_disk.add(sha256)
 
     async def get(self, sha256: str) -> bytes | None:
@@ -41,9 +41,3 @@ class BlobStore:
         if self.directory is None or sha256 not in self._on_disk:
             return None
         return await asyncio.to_thread((self.directory / sha256).read_bytes)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -27,6 +27,7 @@ from casesync.emulator.config import (
 )
 from casesync.emulator.faults import FaultInjector
 from casesync.emulator.state import STATE, State, read_state_file, write_state_file
+from casesync.errors import ConfigError
 
 SAVE_INTERVAL = 0.2  # seconds between state-file writes while requests keep changing things
 MAX_JSON_BODY = 32 * 1024 * 1024  # direct_s3_uploads with many thousands of hashes
@@ -88,7 +89,16 @@ class Emulator:
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(
+                f"the emulator cannot listen on {self.config.host}:{self.config.port}: "
+                f"{exc.strerror or exc}",
+                hint="choose another --port (--port 0 picks a free one), or stop what uses it",
+            ) from None
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         if self.config.state_file is not None:

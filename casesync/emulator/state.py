@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import secrets
 import time
 from collections import Counter
@@ -21,6 +20,8 @@ from aiohttp import web
 
 from casesync.emulator.blobs import BlobStore
 from casesync.emulator.config import DEMO_LOGIN, EmulatorConfig
+from casesync.errors import ConfigError
+from casesync.fsutil import atomic_write, read_regular
 
 FORMAT_VERSION = 1
 FIRST_CASE_ID = 100001
@@ -308,12 +309,27 @@ STATE = web.AppKey("casesync_emulator_state", State)
 
 def read_state_file(state: State, path: Path) -> None:
     """Load ``path`` into ``state`` if it exists (a first run starts empty)."""
-    if path.exists():
-        state.load(json.loads(path.read_text(encoding="utf-8")))
+    if not path.exists():
+        return
+    try:
+        state.load(json.loads(read_regular(path, None)))
+    except json.JSONDecodeError as exc:
+        raise _unusable(path, f"not JSON: line {exc.lineno}") from None
+    except OSError as exc:
+        raise _unusable(path, f"cannot be read: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _unusable(
+            path, f"not a state file this emulator wrote ({type(exc).__name__})"
+        ) from None
+
+
+def _unusable(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"emulator state file {path}: {why}",
+        hint="move it away to start empty, or pass another --state FILE",
+    )
 
 
 def write_state_file(path: Path, text: str) -> None:
     """Atomic replace, so a crash mid-write never leaves half a state file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text)

@@ -11,13 +11,19 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from casesync.fsutil import refuse_symlink
+
 Statement = tuple[str, tuple[object, ...]]
 
 
 def open_cache(
     path: Path, statements: Sequence[Statement], *, threads: bool = False
 ) -> sqlite3.Connection:
-    """Connect and run ``statements`` (schema set-up); on a damaged file, start again empty."""
+    """Connect and run ``statements`` (schema set-up); on a damaged file, start again empty.
+
+    Callers under ``.casesync`` pass a folder made by ``fsutil.state_folder`` (no symlink)."""
+    for companion in ("", "-journal", "-wal", "-shm"):  # sqlite would follow a symlink
+        refuse_symlink(path.with_name(path.name + companion))
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in (1, 2):
         connection = sqlite3.connect(path, timeout=30, check_same_thread=not threads)

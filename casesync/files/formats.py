@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from casesync.fsutil import open_regular
+
 DICOM = "application/dicom"
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -40,5 +42,5 @@ def sniff_format(head: bytes) -> str | None:
 
 def sniff_file(path: Path) -> str | None:
     """Read just enough of ``path`` to sniff its format."""
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:  # a FIFO or a device must not block or stream forever
         return sniff_format(handle.read(SNIFF_BYTES))

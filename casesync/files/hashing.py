@@ -1,8 +1,10 @@
 """Facts about image files (SHA-256, size, format, DICOM slice keys), computed once and cached.
 
 Hashing streams each file in chunks on a thread pool (hashlib releases the GIL). Results are
-cached in ``.casesync/cache/files.sqlite`` keyed by path with (inode, size, mtime_ns), like DVC:
-an unchanged file costs one ``stat`` and one row lookup, so a no-op plan stays cheap.
+cached in ``.casesync/cache/files.sqlite`` keyed by path with (inode, size, mtime_ns, ctime_ns),
+like DVC: an unchanged file costs one ``stat`` and one row lookup, so a no-op plan stays cheap.
+The ctime also changes with the file's mode and owner, so a cached file is one that was readable
+when it was hashed and whose permissions have not changed since: it needs no access check.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from casesync.files.dicomheader import (
     read_slice_keys,
 )
 from casesync.files.formats import DICOM, sniff_format
+from casesync.fsutil import open_regular
 
 CHUNK_BYTES = 1024 * 1024
-CACHE_SCHEMA = 2
-FACTS_TABLE = "file_facts"  # "files" (schema 1) had no SOP UID column; it is dropped
+CACHE_SCHEMA = 3
+FACTS_TABLE = "file_facts_v3"  # older tables lack the SOP UID (1) or the ctime (2): dropped
 
 
 class FileFacts(NamedTuple):
@@ -47,46 +50,50 @@ class _Stat:
     ino: int
     size: int
     mtime_ns: int
+    ctime_ns: int
 
 
 class FactsCache:
-    """A SQLite table of file facts, valid while (inode, size, mtime_ns) are unchanged."""
+    """A SQLite table of file facts, valid while (inode, size, mtime_ns, ctime_ns) are unchanged."""
 
     def __init__(self, path: Path) -> None:
         self.connection = open_cache(
             path,
             [
                 ("DROP TABLE IF EXISTS files", ()),
+                ("DROP TABLE IF EXISTS file_facts", ()),
                 (
                     f"CREATE TABLE IF NOT EXISTS {FACTS_TABLE} ("
                     " path TEXT PRIMARY KEY, ino INTEGER, size INTEGER, mtime_ns INTEGER,"
-                    " sha256 TEXT, format TEXT, instance_number INTEGER, slice_position REAL,"
-                    " sop_uid TEXT, schema INTEGER)",
+                    " ctime_ns INTEGER, sha256 TEXT, format TEXT, instance_number INTEGER,"
+                    " slice_position REAL, sop_uid TEXT, schema INTEGER)",
                     (),
                 ),
             ],
         )
 
     def lookup_all(self) -> dict[str, tuple[Any, ...]]:
-        """path -> (path, ino, size, mtime_ns, sha256, format, instance_number, slice_position,
-        sop_uid)."""
+        """path -> (mtime_ns, ctime_ns, ino, sha256, size, format, instance_number,
+        slice_position, sop_uid): the stat fields to compare, then the facts in ``FileFacts``
+        order."""
         rows = self.connection.execute(
-            "SELECT path, ino, size, mtime_ns, sha256, format, instance_number, slice_position,"
-            f" sop_uid FROM {FACTS_TABLE} WHERE schema = ?",
+            "SELECT path, mtime_ns, ctime_ns, ino, sha256, size, format, instance_number,"
+            f" slice_position, sop_uid FROM {FACTS_TABLE} WHERE schema = ?",
             (CACHE_SCHEMA,),
         )
-        return {row[0]: row for row in rows}
+        return {row[0]: row[1:] for row in rows}
 
     def store(self, entries: Sequence[tuple[str, _Stat, FileFacts]]) -> None:
         with self.connection:
             self.connection.executemany(
-                f"INSERT OR REPLACE INTO {FACTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {FACTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         path,
                         stat.ino,
                         stat.size,
                         stat.mtime_ns,
+                        stat.ctime_ns,
                         facts.sha256,
                         facts.format,
                         facts.instance_number,
@@ -109,27 +116,36 @@ def gather_facts(
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    unreadable: set[str] | None = None,
 ) -> dict[str, FileFacts]:
     """Facts for every path (posix, relative to ``root``); only new or changed files are read.
 
-    ``progress`` is called with the byte count of each file as it is hashed.
+    ``progress`` is called with the byte count of each file as it is hashed. With
+    ``unreadable``, a new or changed file this process may not read is added to it and left
+    out of the result (for a located validation problem) instead of stopping with an error.
     """
     cached = cache.lookup_all() if cache else {}
     result: dict[str, FileFacts] = {}
     todo: list[tuple[str, _Stat]] = []
     prefix = f"{root}{os.sep}"
-    for relpath in dict.fromkeys(relpaths):
-        info = os.stat(prefix + relpath)
+    stat, make = os.stat, FileFacts._make
+    for relpath in dict.fromkeys(relpaths):  # the hot loop of a no-op plan: keep it plain
+        info = stat(prefix + relpath)
         row = cached.get(relpath)
         if (
             row is not None
-            and row[3] == info.st_mtime_ns
-            and row[2] == info.st_size
-            and row[1] == info.st_ino
+            and row[0] == info.st_mtime_ns
+            and row[1] == info.st_ctime_ns
+            and row[2] == info.st_ino
+            and row[4] == info.st_size
         ):
-            result[relpath] = FileFacts(row[4], row[2], row[5], row[6], row[7], row[8])
+            result[relpath] = make(row[3:])
+        elif unreadable is not None and not os.access(prefix + relpath, os.R_OK):
+            unreadable.add(relpath)
         else:
-            todo.append((relpath, _Stat(info.st_ino, info.st_size, info.st_mtime_ns)))
+            todo.append(
+                (relpath, _Stat(info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+            )
     if not todo:
         return result
     pool_size = workers or min(32, (os.cpu_count() or 2) * 2)
@@ -156,7 +172,7 @@ def _read(root: Path, relpath: str, progress: Callable[[int], None] | None) -> F
 def compute_facts(path: Path, progress: Callable[[int], None] | None = None) -> FileFacts:
     """Hash one file in chunks, sniff its format, and read DICOM slice keys from its header."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         chunk = handle.read(CHUNK_BYTES)
         fmt = sniff_format(chunk) if chunk else None
         keys = read_slice_keys(chunk, len(chunk) < CHUNK_BYTES) if fmt == DICOM else None

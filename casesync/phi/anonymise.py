@@ -30,6 +30,13 @@ from pydicom.valuerep import format_number_as_ds
 
 from casesync.errors import ConfigError, Refused
 from casesync.files.formats import DICOM, JPEG, PNG, sniff_file
+from casesync.fsutil import (
+    atomic_write,
+    ensure_dir,
+    find_symlink,
+    open_nofollow,
+    read_regular,
+)
 from casesync.phi.gate import check_file
 from casesync.phi.images import strip_metadata
 from casesync.phi.parallel import FilePool
@@ -51,6 +58,7 @@ from casesync.phi.policy import (
 from casesync.phi.report import expand_paths
 
 KEY_BYTES = 32
+MAX_KEY_FILE_BYTES = 4096  # 65 bytes are used; anything far bigger is the wrong file
 KEPT_VRS = SERVER_READABLE_VRS - {"SQ", "PN", "AS"}
 SERIES_DESCRIPTION = 0x0008103E
 INSTANCE_NUMBER = 0x00200013
@@ -87,19 +95,21 @@ def load_or_create_key(path: Path) -> bytes:
     """The per-repository secret; created once (mode 0600) and then never changed.
 
     Changing it changes every output UID, so files anonymised before and after no longer share
-    studies or series.
+    studies or series. A symlink, a FIFO or a device there is refused, never followed or read.
     """
-    if not path.exists():
+    if not os.path.lexists(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return load_or_create_key(path)
         with os.fdopen(fd, "w") as handle:
             os.fchmod(fd, 0o600)
             handle.write(secrets.token_hex(KEY_BYTES) + "\n")
+            handle.flush()
+            os.fsync(fd)
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(read_regular(path, MAX_KEY_FILE_BYTES, follow=False).decode().strip())
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"cannot use the anonymise key {path}: {exc}", hint="restore it from a backup"
@@ -239,7 +249,7 @@ def render_file(path: Path, options: Options) -> list[tuple[str, bytes]] | str:
         return f"could not be anonymised ({type(exc).__name__}: {exc})"
 
 
-def _process(job: tuple[Path, Path], options: Options, write: bool) -> tuple[str, str]:
+def _process(job: tuple[Path, Path], options: Options, write: bool, dst: Path) -> tuple[str, str]:
     """Render one source; compare with (or write) its outputs. Returns (status, detail)."""
     source, target_dir = job
     rendered = render_file(source, options)
@@ -252,18 +262,11 @@ def _process(job: tuple[Path, Path], options: Options, write: bool) -> tuple[str
             if target.read_bytes() != data:
                 return "conflict", str(target)
         elif write:
-            _write_atomic(target, data)
+            atomic_write(ensure_dir(dst, target_dir) / name, data)  # no symlink below DST
             status = "written"
         else:
             status = "new"
     return status, "image" if sniff_file(source) in (PNG, JPEG) else "dicom"
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.casesync-tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
 
 
 def anonymise_tree(
@@ -285,6 +288,8 @@ def anonymise_tree(
     src, dst = src.resolve(), dst.resolve()
     if not src.exists():
         raise ConfigError(f"{src} does not exist")
+    if not (src.is_file() or src.is_dir()):
+        raise ConfigError(f"{src} is neither a folder nor a regular file", hint="give a folder")
     base = src.parent if src.is_file() else src
     if dst == base or dst.is_relative_to(base) or base.is_relative_to(dst):
         raise Refused(
@@ -294,12 +299,13 @@ def anonymise_tree(
     options = Options(key, keep_series_description, split_frames)
     files = expand_paths([src])
     jobs = [(path, dst / path.parent.relative_to(base)) for path in files]
+    _refuse_symlinks(dst, jobs)
     existing = [job for job in jobs if (job[1] / job[0].name).exists()]
     with FilePool(workers or os.cpu_count() or 1, len(files)) as pool:
         conflicts = [
             detail
             for status, detail in pool.map(
-                partial(_process, options=options, write=False), existing
+                partial(_process, options=options, write=False, dst=dst), existing
             )
             if status == "conflict"
         ]
@@ -309,14 +315,29 @@ def anonymise_tree(
                 f"e.g. {conflicts[0]}",
                 hint="choose an empty DST, or remove the old output first",
             )
+        dst.mkdir(parents=True, exist_ok=True)
         results = []
         for done, result in enumerate(
-            pool.imap(partial(_process, options=options, write=True), jobs), 1
+            pool.imap(partial(_process, options=options, write=True, dst=dst), jobs), 1
         ):
             results.append(result)
             if progress is not None:
                 progress(done, len(jobs))
     return _report(files, results)
+
+
+def _refuse_symlinks(dst: Path, jobs: list[tuple[Path, Path]]) -> None:
+    """Before writing anything: a symlink below DST (a subfolder linked into SRC, say) would
+    redirect writes, so it is refused, never followed."""
+    for target in dict.fromkeys(
+        path for source, folder in jobs for path in (folder, folder / source.name)
+    ):
+        link = find_symlink(dst, target)
+        if link is not None:
+            raise Refused(
+                f"{link} is a symlink; anonymise never writes through one",
+                hint="remove it, or choose another DST",
+            )
 
 
 def _report(files: list[Path], results: list[tuple[str, str]]) -> AnonymiseReport:

@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from casesync.errors import ConfigError, ValidationFailed
+from casesync.fsutil import state_folder
 from casesync.phi.anonymise import anonymise_tree, load_or_create_key
 from casesync.phi.cache import CACHE_FILE, PhiCache
 from casesync.phi.gate import check_files
 from casesync.phi.report import expand_paths, render_json, render_text
-from casesync.settings import STATE_DIR, cache_dir, find_project_root
+from casesync.settings import find_project_root
 
 KEY_FILE = "anonymise.key"
 SHOW_SKIPPED = 20
@@ -50,18 +51,21 @@ def check_phi(paths: list[Path], fmt: str, cache_path: Path | None = None) -> st
 def project_cache_path(start: Path) -> Path | None:
     """The PHI cache of the project around ``start``; None outside a project (no cache)."""
     try:
-        return cache_dir(find_project_root(start)) / CACHE_FILE
+        root = find_project_root(start)
     except ConfigError:
         return None
+    return state_folder(root, "cache") / CACHE_FILE  # no symlink on the way
 
 
 def default_key_path(start: Path, dst: Path) -> Path:
-    """``.casesync/anonymise.key`` in the project around ``start``, else beside DST."""
+    """``.casesync/anonymise.key`` in the project around ``start``, else beside DST (that
+    ``.casesync`` folder is created if needed, and refused if it is a symlink)."""
     try:
         root = find_project_root(start)
     except ConfigError:
         root = dst.resolve().parent
-    return root / STATE_DIR / KEY_FILE
+        root.mkdir(parents=True, exist_ok=True)
+    return state_folder(root) / KEY_FILE
 
 
 @contextmanager

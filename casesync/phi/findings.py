@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydicom.datadict import dictionary_VR
-
 from casesync.phi.policy import load_policy
 
 Severity = Literal["error", "warning"]
@@ -95,6 +93,8 @@ def tag_rank(label: str | None, rule: str) -> int:
     found = TAG_IN_LABEL.search(label or "")
     if found is None or found.group(2) == "xxxx":
         return 1 if rule in NAME_RULES else 4
+    from pydicom.datadict import dictionary_VR  # only when there are findings to rank
+
     group = int(found.group(1), 16)
     tag = group << 16 | int(found.group(2), 16)
     try:

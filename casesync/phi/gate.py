@@ -20,6 +20,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from casesync.files.formats import DICOM, JPEG, PNG, SNIFF_BYTES, sniff_format
+from casesync.fsutil import NotRegularFile, open_regular
 from casesync.phi.cache import PhiCache
 from casesync.phi.elements import read_after_pixels
 from casesync.phi.findings import RULESET_VERSION, FileReport, Finding, RuleSummary, summarize
@@ -89,7 +90,7 @@ def label(tag: int) -> str:
 def check_file(path: Path, *, burned_in_reviewed: bool = False) -> FileReport:
     """Run every rule on one file of any kind; unreadable files fail as unsupported objects."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             kind = sniff_format(handle.read(SNIFF_BYTES))
             if kind == DICOM:
                 findings = list(_check_dicom(handle, burned_in_reviewed))
@@ -107,6 +108,8 @@ def check_file(path: Path, *, burned_in_reviewed: bool = False) -> FileReport:
                 findings = []
     except OSError as exc:
         findings = [_unsupported(f"cannot be read ({exc.strerror or exc})")]
+    except NotRegularFile as exc:
+        findings = [_unsupported(f"not a regular file ({exc.kind})")]
     return FileReport(path, tuple(findings))
 
 
@@ -413,24 +416,28 @@ def check_files(
     With a cache, files are keyed by SHA-256 (from ``hashes`` when given, else computed here)
     and the rule-set version; results come back in the order of ``paths``.
     """
-    known = dict(hashes or {})
+    known: dict[Path, str | None] = dict(hashes or {})
     workers = workers or os.cpu_count() or 1
     cached: dict[str, tuple[Finding, ...]] = {}
     if cache is not None:
         missing = [path for path in paths if path not in known]
         with FilePool(workers, len(missing)) as pool:
             known.update(zip(missing, pool.map(_sha256, missing), strict=True))
-        cached = cache.get_many([known[path] for path in paths], burned_in_reviewed)
+        hashed = [digest for path in paths if (digest := known[path]) is not None]
+        cached = cache.get_many(hashed, burned_in_reviewed)
     todo = [path for path in paths if known.get(path) not in cached]
     with FilePool(workers, len(todo)) as pool:  # no worker processes when all is cached
         check = _check_reviewed if burned_in_reviewed else _check
         fresh = dict(zip(todo, pool.map(check, todo), strict=True))
     if cache is not None:
+        results = [(known[path], report.findings) for path, report in fresh.items()]
         cache.put_many(
-            [(known[path], report.findings) for path, report in fresh.items()], burned_in_reviewed
+            [(digest, findings) for digest, findings in results if digest is not None],
+            burned_in_reviewed,
         )
     return [
-        fresh[path] if path in fresh else FileReport(path, cached[known[path]]) for path in paths
+        fresh[path] if path in fresh else FileReport(path, cached[str(known[path])])
+        for path in paths
     ]
 
 
@@ -442,9 +449,14 @@ def _check_reviewed(path: Path) -> FileReport:
     return check_file(path, burned_in_reviewed=True)
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> str | None:
+    """The cache key; None for what cannot be read as a regular file (``check_file`` says why,
+    and such a result is not cached)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open_regular(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, NotRegularFile):
+        return None
     return digest.hexdigest()

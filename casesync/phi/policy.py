@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeAlias
 
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+if TYPE_CHECKING:  # pydicom is imported where a header is read: validate and plan may need none
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.dataset import Dataset
 
 POLICY_FILE = "radiopaedia-anonymiser-policy.json"
 
@@ -157,7 +157,7 @@ def load_policy() -> Policy:
     return policy_from_json(raw)
 
 
-Element = DataElement | RawDataElement
+Element: TypeAlias = "DataElement | RawDataElement"
 
 
 def element_vr(element: Element) -> str:
@@ -167,6 +167,8 @@ def element_vr(element: Element) -> str:
 
 def _dictionary_vr(tag: int) -> str:
     """The dictionary's VR; of an ambiguous one ("OB or OW", "US or SS") the first."""
+    from pydicom.datadict import dictionary_VR
+
     try:
         return str(dictionary_VR(tag)).split(" or ")[0]
     except KeyError:
@@ -175,7 +177,7 @@ def _dictionary_vr(tag: int) -> str:
 
 def element_text(element: Element) -> str:
     """A string element's value as the anonymiser's parser sees it: trailing padding dropped."""
-    if isinstance(element, RawDataElement):
+    if isinstance(element, tuple):  # a RawDataElement (a NamedTuple; DataElement is a class)
         raw = element.value or b""
         return raw.decode("latin-1").rstrip(" \x00") if isinstance(raw, bytes) else str(raw)
     value = element.value

@@ -19,9 +19,10 @@ from pathlib import Path
 from casesync.api.vocab import DIAGNOSTIC_CERTAINTIES, SYSTEMS, suggest
 from casesync.errors import ConfigError
 from casesync.files import formats
+from casesync.fsutil import ensure_dir
 from casesync.preview import pages, pixels
 from casesync.preview.images import IMG_DIR, ImageStore
-from casesync.preview.output import ensure_dir, write_if_changed
+from casesync.preview.output import write_if_changed
 from casesync.project.manifest import CaseSpec, SeriesSpec, StudySpec
 from casesync.project.validate import ValidationResult, validate_project
 from casesync.settings import STATE_DIR
@@ -47,14 +48,18 @@ def build_preview(
     out: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PreviewResult:
-    """Validate, then write the site; raise ``InvalidProject`` as plan does on any error."""
-    validation = validate_project(root, progress=progress)
+    """Validate, then write the site; raise ``InvalidProject`` as plan does on any error.
+
+    PHI-gate errors do not stop the preview (it stays on this machine): a series flagged for
+    burned-in annotation is exactly the one whose review page a person needs.
+    """
+    validation = validate_project(root, progress=progress, phi_errors_block=False)
     if validation.manifest is None:
         raise InvalidProject(validation)
     cases = _select(validation.manifest.cases, keys)
     root = validation.manifest.project.root
     base, out = (root, root / DEFAULT_OUT) if out is None else _explicit(out)
-    ensure_dir(out / IMG_DIR, base)
+    ensure_dir(base, out / IMG_DIR)
     store = ImageStore(out / IMG_DIR)
     views: list[tuple[pages.CaseView, str]] = []
     slugs: set[str] = {IMG_DIR}
@@ -63,7 +68,7 @@ def build_preview(
         views.append((_case_view(root, case, slug, store), slug))
     written = 0
     for view, slug in views:
-        ensure_dir(out / slug, base)
+        ensure_dir(base, out / slug)
         written += write_if_changed(out / slug / "index.html", pages.case_page(view).encode())
         for study in view.studies:
             for series in study.series:

@@ -7,13 +7,14 @@ import os
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from casesync.errors import ConfigError
 from casesync.project.yamlload import LoadedYaml, Problem
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 EDITOR_SCHEMAS_DIR = ".casesync-schemas"  # committed: the $schema lines must resolve in a clone
 
@@ -39,6 +40,8 @@ def schema_text(name: str) -> str:
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # only when a schema is checked
+
     return Draft202012Validator(json.loads(schema_text(name)))
 
 

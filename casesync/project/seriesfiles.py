@@ -10,6 +10,7 @@ images: natural name order); an explicit list keeps the order the author wrote.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -17,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts
 from casesync.project.manifest import ImageFile, Location, SeriesSpec
 from casesync.project.yamlload import LoadedYaml, Problem
 
 GLOB_CHARS = re.compile(r"[*?\[]")
+DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,19 @@ class Selection:
 
 
 def natural_key(name: str) -> list[object]:
-    """``img2`` before ``img10``: digits compare as numbers."""
-    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", name)]
+    """``img2`` before ``img10``: digits compare as numbers (text parts at even places)."""
+    parts = DIGITS.split(name.casefold())
+    parts[1::2] = map(int, parts[1::2])
+    return parts
 
 
 def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selection:
     """Expand ``images`` (a folder, a file, or a list of files and globs) safely.
 
     Hot path of a no-op plan (thousands of files): plain strings and ``DirEntry`` data, and
-    one ``realpath`` per folder rather than per file.
+    one ``realpath`` per folder rather than per file. A folder's plain files are not checked
+    for access here: ``gather_facts`` checks the ones it must read (the others have not
+    changed since they were read).
     """
     root_prefix = str(root) + os.sep
     entries = [images] if isinstance(images, str) else list(images)
@@ -51,14 +58,10 @@ def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selecti
     for entry in entries:
         target = os.path.join(case_dir, entry)
         if GLOB_CHARS.search(entry):
-            matches = sorted(glob.glob(target, recursive=True), key=natural_key)
-            files = [m for m in matches if not os.path.basename(m).startswith(".")]
-            if not files:
-                errors.append((f"{entry!r} matches no file", "check the pattern"))
-            _check_each(root_prefix, files, entry, relpaths, errors)
+            _expand_glob(root_prefix, target, entry, relpaths, errors)
         elif os.path.isdir(target):
             errors_before = len(errors)
-            folder_relpaths = _folder_relpaths(root_prefix, target, errors)
+            folder_relpaths = _folder_relpaths(root_prefix, target, entry, errors)
             if folder_relpaths is None:
                 errors.append((f"{entry!r} resolves outside the project root", ESCAPE_HINT))
             elif not folder_relpaths and len(errors) == errors_before:
@@ -73,8 +76,41 @@ def select_files(root: Path, case_dir: Path, images: str | list[str]) -> Selecti
 ESCAPE_HINT = "keep files inside the repository (no '..' or symlinks pointing out)"
 
 
+def glob_prefix(pattern: str) -> str:
+    """The folders of ``pattern`` before its first wildcard ("cases/**/case.yaml" -> "cases")."""
+    parts = Path(pattern).parts
+    literal = list(itertools.takewhile(lambda part: not GLOB_CHARS.search(part), parts))
+    if len(literal) == len(parts):
+        literal = literal[:-1]  # a plain file name: its folder
+    return os.path.join(*literal) if literal else "."
+
+
+def _expand_glob(
+    root_prefix: str, target: str, entry: str, relpaths: list[str], errors: list[tuple[str, str]]
+) -> None:
+    """Confined before anything is reported: a pattern reaching outside the root is one error,
+    and no file outside is ever named (``images: [/etc/*]`` must not list /etc)."""
+    base = os.path.normpath(os.path.join(os.path.dirname(target), glob_prefix(entry)))
+    if not (base + os.sep).startswith(root_prefix):
+        errors.append((f"{entry!r} reaches outside the project root", ESCAPE_HINT))
+        return
+    matches = sorted(glob.glob(target, recursive=True), key=natural_key)
+    files = [m for m in matches if not os.path.basename(m).startswith(".")]
+    inside = [f for f in files if os.path.realpath(f).startswith(root_prefix)]
+    if len(inside) < len(files):
+        errors.append(
+            (
+                f"{entry!r} matches {len(files) - len(inside)} file(s) outside the project root",
+                ESCAPE_HINT,
+            )
+        )
+    elif not files:
+        errors.append((f"{entry!r} matches no file", "check the pattern"))
+    _check_each(root_prefix, inside, entry, relpaths, errors)
+
+
 def _folder_relpaths(
-    root_prefix: str, folder: str, errors: list[tuple[str, str]]
+    root_prefix: str, folder: str, entry: str, errors: list[tuple[str, str]]
 ) -> list[str] | None:
     """A folder's visible files in natural order; symlinked entries are checked one by one."""
     real_folder = os.path.realpath(folder)
@@ -82,23 +118,30 @@ def _folder_relpaths(
         return None
     plain: list[str] = []
     linked: set[str] = set()
-    with os.scandir(folder) as scan:
-        for item in scan:
-            if item.name.startswith("."):
-                continue
-            if item.is_symlink():
-                linked.add(item.name)
-            elif item.is_file(follow_symlinks=False):
-                plain.append(item.name)
+    try:
+        with os.scandir(folder) as scan:
+            for item in scan:
+                if item.name.startswith("."):
+                    continue
+                if item.is_symlink():
+                    linked.add(item.name)
+                elif item.is_file(follow_symlinks=False):
+                    plain.append(item.name)
+    except OSError as exc:
+        errors.append(
+            (
+                f"folder {entry!r} cannot be read ({exc.strerror})",
+                "fix its permissions (chmod u+rx)",
+            )
+        )
+        return []
     relative_folder = real_folder[len(root_prefix) :].replace(os.sep, "/")
     result: list[str] = []
     for name in sorted([*plain, *linked], key=natural_key):
         if name in linked:
             _check_each(root_prefix, [os.path.join(folder, name)], name, result, errors)
-        elif os.access(f"{real_folder}{os.sep}{name}", os.R_OK):
-            result.append(f"{relative_folder}/{name}")
         else:
-            errors.append((f"{name} is not readable", "fix its permissions"))
+            result.append(f"{relative_folder}/{name}")
     return result
 
 
@@ -223,7 +266,9 @@ def build_series(
         )
     usable = not found
     found.extend(_duplicates(draft, facts))
-    ordered = draft.relpaths if draft.explicit_order else order_slices(draft.relpaths, facts)
+    # only DICOM files have slice keys: other folders are already in natural name order
+    keep = draft.explicit_order or formats != [DICOM]
+    ordered = draft.relpaths if keep else order_slices(draft.relpaths, facts)
     index, error = resolve_root(
         draft.raw.get("root"),
         ordered,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from casesync.fsutil import NotRegularFile, TooLarge, read_regular
 from casesync.markdown import FORMATS, HTML, MARKDOWN, active_content, render_markdown
 from casesync.project.seriesfiles import confined_file
 from casesync.project.yamlload import MAX_DOCUMENT_BYTES, JsonPath, LoadedYaml, Problem
@@ -79,18 +80,12 @@ def _read_text_file(
     if relpath is None:
         return None
     try:
-        raw = (root / relpath).read_bytes()
+        raw = read_regular(root / relpath, MAX_DOCUMENT_BYTES, repr(entry))
     except OSError as exc:
         problems.append(loaded.problem(where, f"cannot read {entry!r}: {exc.strerror}"))
         return None
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        problems.append(
-            loaded.problem(
-                where,
-                f"{entry!r} is {len(raw)} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-                "case text is prose; keep it short",
-            )
-        )
+    except (NotRegularFile, TooLarge) as exc:
+        problems.append(loaded.problem(where, exc.message, "case text is prose; keep it short"))
         return None
     try:
         return raw.decode("utf-8")

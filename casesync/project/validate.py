@@ -7,7 +7,6 @@ network access happens here, ever; plan and apply run this first.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,10 +16,13 @@ from typing import Any
 from casesync.api import vocab
 from casesync.api.models import CaseFields
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
-from casesync.phi import gate
+from casesync.fsutil import resolves_inside, state_folder
 from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
-from casesync.phi.findings import RuleSummary
+from casesync.phi.cache import PhiCache
+from casesync.phi.findings import FileReport, Finding, RuleSummary, summarize
 from casesync.phi.report import advice_lines, series_line
+from casesync.project.discover import find_case_manifests, outside_problem
+from casesync.project.doccache import DocumentCache, load_checked
 from casesync.project.manifest import (
     CaseSpec,
     Location,
@@ -33,8 +35,8 @@ from casesync.project.manifest import (
 from casesync.project.schema import schema_problems
 from casesync.project.seriesfiles import DraftSeries, build_series, select_files
 from casesync.project.textfields import case_text_format, text_value
-from casesync.project.yamlload import LoadedYaml, Problem, YamlError, load_yaml_file
-from casesync.settings import PROJECT_FILE, cache_dir
+from casesync.project.yamlload import LoadedYaml, Problem, YamlError
+from casesync.settings import PROJECT_FILE
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
 DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")
@@ -45,7 +47,7 @@ class ValidationResult:
     manifest: Manifest | None  # None when any error was found
     problems: list[Problem] = field(default_factory=list)
     facts: dict[str, FileFacts] = field(default_factory=dict)
-    phi_reports: list[gate.FileReport] = field(default_factory=list)  # files with findings
+    phi_reports: list[FileReport] = field(default_factory=list)  # files with findings
     advice: list[str] = field(default_factory=list)  # said once, after every problem
 
     @property
@@ -58,27 +60,49 @@ class ValidationResult:
 
 
 def validate_project(
-    root: Path, *, use_cache: bool = True, progress: Callable[[int], None] | None = None
+    root: Path,
+    *,
+    use_cache: bool = True,
+    progress: Callable[[int], None] | None = None,
+    phi_errors_block: bool = True,
 ) -> ValidationResult:
-    """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest."""
+    """Validate the project at ``root`` (which holds casesync.yaml) and build its Manifest.
+
+    ``phi_errors_block=False`` is for the local preview only (it sends nothing): the PHI gate's
+    errors are still reported, but a manifest is built despite them, so the review page can show
+    the very slices a person must look at before marking a series reviewed.
+    """
     root = root.resolve()
     problems: list[Problem] = []
-    project = _load_project(root, problems)
-    case_docs = _load_case_documents(root, project, problems) if project else []
+    doc_cache = (
+        DocumentCache(state_folder(root, "cache") / "manifests.sqlite") if use_cache else None
+    )
+    try:
+        project = _load_project(root, problems, doc_cache)
+        case_docs = _load_case_documents(root, project, problems, doc_cache) if project else []
+    finally:
+        if doc_cache:
+            doc_cache.close()
     drafts: list[DraftSeries] = []
     for loaded, _ in case_docs:
         drafts.extend(_select_series_files(root, loaded, problems))
     relpaths = [relpath for draft in drafts for relpath in draft.relpaths]
-    cache = FactsCache(cache_dir(root) / "files.sqlite") if use_cache else None
+    cache = FactsCache(state_folder(root, "cache") / "files.sqlite") if use_cache else None
+    unreadable: set[str] = set()
     try:
-        facts = gather_facts(root, relpaths, cache, progress=progress)
+        facts = gather_facts(root, relpaths, cache, progress=progress, unreadable=unreadable)
     finally:
         if cache:
             cache.close()
+    if unreadable:
+        for draft in drafts:
+            _drop_unreadable(draft, unreadable, problems)
     series_specs = {
         (draft.loaded.file, draft.path): build_series(draft, facts, problems) for draft in drafts
     }
+    before_gate = len(problems)
     reports, advice = _phi_gate(root, series_specs, problems, use_cache)
+    tolerated = set() if phi_errors_block else {id(p) for p in problems[before_gate:]}
     cases = [
         case
         for loaded, schema_ok in case_docs
@@ -86,7 +110,7 @@ def validate_project(
     ]
     _check_unique_keys(cases, problems)
     problems.sort(key=Problem.sort_key)
-    has_errors = any(p.severity == "error" for p in problems)
+    has_errors = any(p.severity == "error" and id(p) not in tolerated for p in problems)
     manifest = None if has_errors or project is None else Manifest(project, tuple(cases))
     return ValidationResult(manifest, problems, facts, reports, advice)
 
@@ -94,19 +118,29 @@ def validate_project(
 def load_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
     """Just casesync.yaml (for commands that need the api_url but not the cases)."""
     problems: list[Problem] = []
-    return _load_project(root.resolve(), problems), problems
+    return _load_project(root.resolve(), problems, None), problems
 
 
-def _load_project(root: Path, problems: list[Problem]) -> Project | None:
+def _check_project(loaded: LoadedYaml) -> list[Problem]:
+    if loaded.data is None:
+        loaded.data = {}
+    return schema_problems("project", loaded)
+
+
+def _load_project(
+    root: Path, problems: list[Problem], doc_cache: DocumentCache | None
+) -> Project | None:
+    if not resolves_inside(root, root / PROJECT_FILE):
+        problems.append(outside_problem(PROJECT_FILE))
+        return None
     try:
-        loaded = load_yaml_file(root / PROJECT_FILE, PROJECT_FILE)
+        loaded, found = load_checked(
+            root / PROJECT_FILE, PROJECT_FILE, "project", {}, _check_project, doc_cache
+        )
     except YamlError as exc:
         problems.append(exc.problem)
         return None
     problems.extend(loaded.problems)
-    if loaded.data is None:
-        loaded.data = {}
-    found = schema_problems("project", loaded)
     problems.extend(found)
     if found or not isinstance(loaded.data, dict):
         return None
@@ -133,35 +167,36 @@ def _load_project(root: Path, problems: list[Problem]) -> Project | None:
 
 
 def _load_case_documents(
-    root: Path, project: Project, problems: list[Problem]
+    root: Path, project: Project, problems: list[Problem], doc_cache: DocumentCache | None
 ) -> list[tuple[LoadedYaml, bool]]:
-    """Every case manifest that parsed, with whether it also passed the schema."""
-    paths: dict[Path, None] = {}
-    for pattern in project.case_globs:
-        for match in sorted(glob.glob(str(root / pattern), recursive=True)):
-            paths[Path(match)] = None
-    if not paths:
-        problems.append(
-            Problem(
-                PROJECT_FILE, 1, 1, "no case manifests found", f"patterns: {project.case_globs}"
-            )
-        )
+    """Every case manifest that parsed, with whether it also passed the schema.
+
+    A manifest is read only if it resolves inside the root: one outside (through a symlink, an
+    absolute pattern or '..') is reported without being opened, so none of it is ever echoed.
+    """
+    paths = find_case_manifests(root, project.case_globs, problems)
     documents: list[tuple[LoadedYaml, bool]] = []
     for path in paths:
         display = path.relative_to(root).as_posix()
+        if not resolves_inside(root, path):
+            problems.append(outside_problem(display))
+            continue
         try:
-            loaded = load_yaml_file(path, display)
+            loaded, found = load_checked(
+                path, display, "case", project.defaults, _check_case, doc_cache
+            )
         except YamlError as exc:
             problems.append(exc.problem)
             continue
         problems.extend(loaded.problems)
-        if isinstance(loaded.data, dict):
-            loaded.data = {**project.defaults, **loaded.data}
-        found = schema_problems("case", loaded)
         problems.extend(found)
         if isinstance(loaded.data, dict):
             documents.append((loaded, not found))
     return documents
+
+
+def _check_case(loaded: LoadedYaml) -> list[Problem]:
+    return schema_problems("case", loaded)
 
 
 def _select_series_files(
@@ -180,6 +215,17 @@ def _select_series_files(
             )
         )
     return drafts
+
+
+def _drop_unreadable(draft: DraftSeries, unreadable: set[str], problems: list[Problem]) -> None:
+    for relpath in draft.relpaths:
+        if relpath in unreadable:
+            name = relpath.rsplit("/", 1)[-1]
+            what = f"{name} is not readable"
+            problems.append(
+                draft.loaded.problem((*draft.path, "images"), what, "fix its permissions")
+            )
+    draft.relpaths = [relpath for relpath in draft.relpaths if relpath not in unreadable]
 
 
 def _well_formed_series(data: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
@@ -203,7 +249,7 @@ def _phi_gate(
     series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
     problems: list[Problem],
     use_cache: bool,
-) -> tuple[list[gate.FileReport], list[str]]:
+) -> tuple[list[FileReport], list[str]]:
     """Run the PHI gate on every file; one problem per (series, rule), and the fix they share.
 
     A series whose exact content already passed without any finding is skipped in one lookup;
@@ -212,9 +258,9 @@ def _phi_gate(
     their series (``SeriesSpec.notes``) for the plan. Returns the reports of flagged files and
     the advice to print once after the problems.
     """
-    flagged_all: list[gate.FileReport] = []
+    flagged_all: list[FileReport] = []
     summaries: list[RuleSummary] = []
-    cache = gate.PhiCache(cache_dir(root) / PHI_CACHE_FILE) if use_cache else None
+    cache = PhiCache(state_folder(root, "cache") / PHI_CACHE_FILE) if use_cache else None
     try:
         for reviewed in (False, True):
             known_clean = cache.clean_series(reviewed) if cache else set()
@@ -229,12 +275,12 @@ def _phi_gate(
             clean = []
             for where, spec in todo.items():
                 flagged = [
-                    gate.FileReport(root / f.path, findings[f.path])
+                    FileReport(root / f.path, findings[f.path])
                     for f in spec.files
                     if findings[f.path]
                 ]
                 flagged_all.extend(flagged)
-                found = gate.summarize(flagged)
+                found = summarize(flagged)
                 summaries.extend(found)
                 series_specs[where] = _phi_findings(root, spec, found, problems)
                 if not flagged:
@@ -248,21 +294,25 @@ def _phi_gate(
 
 
 def _file_findings(
-    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: gate.PhiCache | None
-) -> dict[str, tuple[gate.Finding, ...]]:
+    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: PhiCache | None
+) -> dict[str, tuple[Finding, ...]]:
     """Findings per file path: cached ones first, the rest from one gate call."""
     files = {f.path: f.sha256 for spec in specs for f in spec.files}
     if not files:
         return {}
     cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
     todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
-    reports = gate.check_files(
-        [root / relpath for relpath in todo],
-        burned_in_reviewed=reviewed,
-        cache=cache,
-        hashes={root / relpath: files[relpath] for relpath in todo},
-    )
-    fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
+    fresh: dict[str, tuple[Finding, ...]] = {}
+    if todo:
+        from casesync.phi.gate import check_files  # pydicom only when a file must be parsed
+
+        reports = check_files(
+            [root / relpath for relpath in todo],
+            burned_in_reviewed=reviewed,
+            cache=cache,
+            hashes={root / relpath: files[relpath] for relpath in todo},
+        )
+        fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
     return {
         relpath: cached[sha256] if sha256 in cached else fresh[relpath]
         for relpath, sha256 in files.items()

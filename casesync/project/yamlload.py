@@ -14,8 +14,11 @@ from typing import Any
 
 import yaml
 
+from casesync.fsutil import NotRegularFile, TooLarge, read_regular
+
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a case manifest is text; a megabyte is already absurd
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 64  # a manifest nests about 5 deep; far deeper would exhaust Python's stack
 
 # libyaml's composer when present (several times faster), the pure-Python one otherwise.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -84,19 +87,11 @@ class YamlError(Exception):
 def load_yaml_file(path: Path, display: str) -> LoadedYaml:
     """Load one YAML document from ``path``; ``display`` is the name used in messages."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_DOCUMENT_BYTES, display)
     except OSError as exc:
         raise YamlError(Problem(display, 1, 1, f"cannot read file: {exc.strerror}")) from None
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise YamlError(
-            Problem(
-                display,
-                1,
-                1,
-                f"file is {len(raw)} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-                "keep manifests small; put long text in the HTML fields sparingly",
-            )
-        )
+    except (NotRegularFile, TooLarge) as exc:
+        raise YamlError(Problem(display, 1, 1, exc.message, exc.hint)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -141,6 +136,10 @@ class _Converter:
                     node, f"document expands to over {MAX_NODES} values", "remove aliases"
                 )
             )
+        if len(path) > MAX_DEPTH:
+            raise YamlError(
+                self._problem(node, f"values nested over {MAX_DEPTH} levels deep", "flatten it")
+            )
         self.loaded.values[path] = _position(node)
         if isinstance(node, yaml.CollectionNode) and node.tag not in PLAIN_COLLECTION_TAGS:
             raise YamlError(self._problem(node, f"unsupported value: tag {node.tag!r}"))
@@ -165,8 +164,14 @@ class _Converter:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlError(self._problem(key_node, "merge keys (<<) are not supported"))
             key = self.convert(key_node, (*path, "<key>"))
-            if not isinstance(key, str | int) or isinstance(key, bool):
-                raise YamlError(self._problem(key_node, "mapping keys must be plain strings"))
+            if not isinstance(key, str):
+                raise YamlError(
+                    self._problem(
+                        key_node,
+                        f"mapping key of type {type(key).__name__}: keys are field names",
+                        "write a field name; quote it ('1') if it really is text",
+                    )
+                )
             key_path = (*path, key)
             if key in result:
                 first = self.loaded.keys[key_path]

@@ -29,6 +29,7 @@ from casesync.errors import (
     PartialFailure,
     Refused,
 )
+from casesync.fsutil import read_regular
 from casesync.project.manifest import Manifest
 from casesync.settings import Timeouts
 from casesync.sync.executor import ApplyOptions, Executor
@@ -129,7 +130,7 @@ def _recreate_plan(
 
 def _check_reviewed_plan(path: Path, fresh: Plan) -> None:
     try:
-        reviewed = json.loads(path.read_text(encoding="utf-8"))["inputs_digest"]
+        reviewed = json.loads(read_regular(path, None))["inputs_digest"]  # a FIFO: refused
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read the plan {path} ({exc})") from None
     if reviewed != fresh.inputs_digest:

@@ -27,6 +27,7 @@ from casesync.api.models import OriginalSeries, RemoteCase
 from casesync.errors import ConfigError, Refused, ValidationFailed
 from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts, compute_facts
+from casesync.fsutil import atomic_write, ensure_dir, refuse_symlink
 from casesync.project.manifest import series_content_id
 from casesync.project.schema import schema_header
 from casesync.project.seriesfiles import order_slices
@@ -170,16 +171,18 @@ async def _import_one(
     ledger: Ledger,
 ) -> str:
     target = root / folder
-    if target.exists():
+    if os.path.lexists(target):
         raise Refused(f"{folder} already exists: import never overwrites a folder")
+    ensure_dir(root, target.parent)  # no symlink on the way can lead the files out of the repo
     staging = target.parent / f".{target.name}.import"
+    refuse_symlink(staging)
     shutil.rmtree(staging, ignore_errors=True)  # a leftover of a killed import
-    staging.mkdir(parents=True)
+    staging.mkdir()
     try:
         series = await _download(client, await client.originals(case.id), staging)
         _check_phi(staging, series, folder)
         header = schema_header(target / "case.yaml", root, "case")  # for editors
-        (staging / "case.yaml").write_text(header + case_yaml(case, key, series, staging), "utf-8")
+        atomic_write(staging / "case.yaml", header + case_yaml(case, key, series, staging))
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

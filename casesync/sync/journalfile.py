@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from casesync.atomicfile import atomic_write_text
 from casesync.errors import LockfileError
+from casesync.fsutil import atomic_write, ensure_dir, open_nofollow, read_regular
 from casesync.sync.lockfile import (
     BadField,
     parse_case,
@@ -40,9 +40,9 @@ class Journal:
 
     def append(self, entry: dict[str, Any]) -> None:
         """Write and fsync one line; on failure cut the file back, so no torn line is left."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.path.parent.parent, self.path.parent)  # .casesync: not a symlink
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             start = os.fstat(fd).st_size
             try:
@@ -60,7 +60,7 @@ class Journal:
     def entries(self) -> list[tuple[int, dict[str, Any]]]:
         """Every line with its number, checked; a torn last line (killed mid-write) is left out."""
         try:
-            data = self.path.read_bytes()
+            data = read_regular(self.path, None, str(self.path), follow=False)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -100,7 +100,7 @@ class Journal:
             self.path.unlink(missing_ok=True)
             return
         text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
-        atomic_write_text(self.path, text)
+        atomic_write(self.path, text)
 
 
 def _check_entry(entry: Any) -> None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from casesync.atomicfile import atomic_write_text
 from casesync.errors import LockfileError, StateWriteError
+from casesync.fsutil import atomic_write, read_regular
 
 LOCK_VERSION = 1
 _T = TypeVar("_T")
@@ -170,7 +170,7 @@ def load_lock(path: Path, api_url: str) -> Lock:
     if not path.exists():
         return Lock(api_url=api_url)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, None, str(path), follow=False)
         document = json.loads(raw)
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
         raise LockfileError(
@@ -360,7 +360,7 @@ def check_api_url_matches(lock: Lock, api_url: str, lock_path: Path) -> None:
 def save_lock(path: Path, lock: Lock) -> None:
     """Write atomically: a crash leaves either the old or the new file, never a torn one."""
     text = lock.to_json()
-    atomic_write_text(path, text)
+    atomic_write(path, text)
     lock.source_digest = hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -16,7 +16,6 @@ case's remote case would fill it with the wrong content, and no later plan would
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -116,6 +115,8 @@ class RemoteView:
 
 async def read_remote(client: ListingClient) -> RemoteView:
     """The current user (quotas) and the whole listing, read once."""
+    import asyncio  # plan imports this module; only the commands that talk to a server run this
+
     user, cases = await asyncio.gather(client.current_user(), client.list_cases())
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return RemoteView(user, {case.id: case for case in cases}, now)
@@ -124,6 +125,8 @@ async def read_remote(client: ListingClient) -> RemoteView:
 def fetch_remote(api_url: str, tokens: TokenSource) -> RemoteView:
     """``read_remote`` with the caller's credentials (for plan --refresh, status, adopt)."""
     # aiohttp only for the commands that talk to the server (start-up time)
+    import asyncio
+
     from casesync.api.client import RadiopaediaClient
 
     async def run() -> RemoteView:

@@ -5,12 +5,14 @@ case twice, so a second one is refused at once, showing who holds the lock. The 
 file lock (flock), which the kernel releases when its process dies however it dies, so a
 lock left by a killed apply is simply taken over (with a notice naming the dead owner); the
 owner written in the file is only there to be shown.
+
+flock is POSIX only: on Windows apply and resolve stop with a clear error (validate and plan
+never import this module).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -19,8 +21,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
-from casesync.errors import Refused, StateWriteError
+from casesync.errors import ConfigError, Refused, StateWriteError
+from casesync.fsutil import open_nofollow, state_folder
 from casesync.settings import STATE_DIR
 from casesync.sync.journal import utc_now
 
@@ -61,10 +65,10 @@ def run_lock(
     root: Path, notice: Callable[[str], None], command: str | None = None
 ) -> Iterator[Owner]:
     """Hold the repository's apply lock for the duration of the block."""
+    fcntl = _fcntl()
     path = root / STATE_DIR / LOCK_NAME
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_nofollow(state_folder(root) / LOCK_NAME, os.O_RDWR | os.O_CREAT)  # no symlink
     except OSError as exc:
         raise _unwritable(path, exc) from None
     try:
@@ -92,6 +96,17 @@ def run_lock(
                 _write(fd, "")  # released cleanly: nothing to take over next time
     finally:
         os.close(fd)  # also releases the flock
+
+
+def _fcntl() -> ModuleType:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        raise ConfigError(
+            "apply and resolve need a POSIX system (Linux, macOS): the apply lock is a flock",
+            hint="on Windows run them inside WSL; validate and plan work as they are",
+        ) from None
+    return fcntl
 
 
 def _unwritable(path: Path, exc: OSError) -> StateWriteError:
