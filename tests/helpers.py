@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from repofactory import write_case, write_pngs, write_project
 
+from casesync.api.credentials import TokenProvider, token_provider
 from casesync.cli.progress import JsonEvents
 from casesync.errors import CasesyncError
 from casesync.project.validate import validate_project
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.executor import ApplyOptions
-from casesync.sync.journal import Ledger
+from casesync.sync.journal import Ledger, SeriesRecord, StudyRecord
 from casesync.sync.lockfile import load_lock
 from casesync.sync.resolve import Answer
 
@@ -101,19 +103,24 @@ def user_answers(root: Path, state: dict[str, Any], api_url: str) -> list[tuple[
     answers = []
     for intent in Ledger(root, lock_path, load_lock(lock_path, api_url)).recover():
         record = intent.record
-        if intent.kind == "study":
-            case = next(c for c in state["cases"] if c["id"] == record["case_id"])
-            found = [s["id"] for s in case["studies"] if s["position"] == record["position"]]
+        if isinstance(record, StudyRecord):
+            case = next(c for c in state["cases"] if c["id"] == record.case_id)
+            found = [s["id"] for s in case["studies"] if s["position"] == record.position]
             answer = Answer(study_id=found[0]) if found else Answer(not_created=True)
-        elif intent.kind == "series":
-            ids = [f["upload_id"] for f in record["files"]]
-            series = studies[record["study_id"]]["series"]
+        elif isinstance(record, SeriesRecord):
+            ids = [f.upload_id for f in record.files]
+            series = studies[record.study_id]["series"]
             jobs = [s["job_id"] for s in series if s["upload_ids"] == ids]
             answer = Answer(series_job=jobs[0]) if jobs else Answer(not_created=True)
         else:
             continue  # apply settles cases itself from the listing
         answers.append((intent.case, intent.kind, answer))
     return answers
+
+
+def env_tokens(api_url: str) -> TokenProvider:
+    """Tokens as the CLI finds them: from the CASESYNC_* variables the test set."""
+    return token_provider(api_url, os.environ)
 
 
 def apply_in_process(
@@ -130,7 +137,7 @@ def apply_in_process(
     )
     error = None
     try:
-        run_apply(settings, JsonEvents(out), lambda: True)
+        run_apply(settings, JsonEvents(out), lambda: True, env_tokens)
     except CasesyncError as exc:
         error = exc
     return error, [json.loads(line) for line in out.getvalue().splitlines()]

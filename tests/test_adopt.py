@@ -133,18 +133,18 @@ def test_adopt_and_forget_are_folded_from_the_journal_and_a_stopped_one_never_ha
     from test_plan import API, case, series, study
 
     from casesync.sync.adopt import adopted_entry
-    from casesync.sync.journal import Ledger
-    from casesync.sync.lockfile import case_document, load_lock
+    from casesync.sync.journal import AdoptRecord, CaseMade, ForgetRecord, Forgotten, Ledger
+    from casesync.sync.lockfile import load_lock
 
     lock_path = tmp_path / "casesync.lock"
     entry = adopted_entry(case("a", study("CT", series("a"))), 7, "", "present")
     ledger = Ledger(tmp_path, lock_path, load_lock(lock_path, API))
-    adopt_intent = ledger.begin("adopt", "a", "adopt", {"entry": case_document(entry)})
-    ledger.finish(adopt_intent, {"case_id": 7})
-    ledger.begin("forget", "a", "forget", {"case_id": 7})  # killed before its result
+    adopt_intent = ledger.begin("a", "adopt", AdoptRecord(entry))
+    ledger.finish(adopt_intent, CaseMade(7))
+    ledger.begin("a", "forget", ForgetRecord(7))  # killed before its result
     again = Ledger(tmp_path, lock_path, load_lock(lock_path, API))
     assert again.recover() == []
     assert again.lock.cases["a"] == entry and load_lock(lock_path, API).cases["a"] == entry
-    forget_intent = again.begin("forget", "a", "forget", {"case_id": 7})
-    again.finish(forget_intent, {})
+    forget_intent = again.begin("a", "forget", ForgetRecord(7))
+    again.finish(forget_intent, Forgotten())
     assert load_lock(lock_path, API).cases == {}

@@ -22,7 +22,7 @@ from scripted import CASE_JSON, FAST, PNG, TOKEN, USER_JSON, Answer, Script, dro
 from casesync.api.client import RadiopaediaClient
 from casesync.api.credentials import TokenProvider
 from casesync.api.models import CaseFields, SeriesFields, StudyFields, UploadSlot
-from casesync.api.pacer import retry_after_seconds
+from casesync.api.pacer import Pacer, retry_after_seconds
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
 from casesync.settings import Timeouts
@@ -274,18 +274,29 @@ async def test_idempotent_calls_give_up_after_bounded_attempts(script: Script) -
     assert f"gave up after {FAST.attempts} attempts" in message and len(message) < 700
 
 
+class CountingPacer(Pacer):
+    """The real pacer, counting the requests it lets through."""
+
+    sent = 0
+
+    async def wait(self, urgent: bool = False) -> float:
+        self.sent += 1
+        return await super().wait(urgent)
+
+
 @pytest.mark.parametrize("failure", [hang, drop], ids=["timeout", "dropped"])
 async def test_a_create_without_an_answer_is_outcome_unknown_and_not_repeated(
     script: Script, failure: Answer
 ) -> None:
     script.on("POST", "/api/v1/cases", failure)
+    pacer = CountingPacer()  # every request the client sends passes the pacer
     async with RadiopaediaClient(
-        script.url, static(script.url), retry=FAST, timeouts=Timeouts(read=0.3)
+        script.url, static(script.url), retry=FAST, timeouts=Timeouts(read=0.3), pacer=pacer
     ) as client:
         with pytest.raises(OutcomeUnknown) as caught:
             await client.create_case(CaseFields("T", 4))
-        await asyncio.sleep(0.1)  # a retry, if there were one, would have arrived by now
     assert (caught.value.method, caught.value.path) == ("POST", "/api/v1/cases")
+    assert pacer.sent == 1  # counted by the client itself: no waiting for a retry to show up
     assert script.count("POST", "/api/v1/cases") == 1
 
 

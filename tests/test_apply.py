@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import apply_in_process, check_matches_manifests, teaching_repo, user_answers
+from helpers import (
+    apply_in_process,
+    check_matches_manifests,
+    env_tokens,
+    teaching_repo,
+    user_answers,
+)
 from phifactory import clean_ct, write
 from repofactory import SIMPLE_CASE, write_case, write_pngs, write_project
 from rich.console import Console
@@ -181,7 +187,7 @@ def test_the_plan_shown_before_the_prompt_carries_the_phi_warnings(tmp_path: Pat
     settings = ApplySettings(root=project_with_phi_warnings(tmp_path), interactive=True)
     events = PlainEvents(Console(file=out, width=400, no_color=True))
     with pytest.raises(Refused, match="cancelled"):
-        run_apply(settings, events, decline)
+        run_apply(settings, events, decline, env_tokens)
     [before] = shown
     assert "    ! study 1 series 1: PHI gate [lo-value] " in before
     assert before.rstrip().endswith(", 1 warning.")
@@ -191,7 +197,7 @@ def test_the_json_plan_event_carries_them_too(tmp_path: Path) -> None:
     out = io.StringIO()
     settings = ApplySettings(root=project_with_phi_warnings(tmp_path), interactive=True)
     with pytest.raises(Refused):
-        run_apply(settings, JsonEvents(out), lambda: False)
+        run_apply(settings, JsonEvents(out), lambda: False, env_tokens)
     event = json.loads(out.getvalue().splitlines()[0])
     assert event["event"] == "plan"
     assert event["plan"]["summary"]["warnings"] == 1

@@ -25,6 +25,7 @@ from casesync.api.client import RadiopaediaClient
 from casesync.api.credentials import (
     Credentials,
     TokenProvider,
+    credentials_from_grant,
     credentials_path,
     describe_user,
     login,
@@ -187,7 +188,7 @@ async def test_logout_without_revocation_on_the_server_still_forgets_and_says_so
     path = tmp_path / "credentials.json"
     grant = TokenGrant("access-1", "refresh-1", int(time.time()) + 3600)
     write_credentials(
-        path, Credentials.from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
+        path, credentials_from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
     )
     done = await logout(path, aiohttp_server_without_revoke)
     assert done.had_login and not done.revoked and not path.exists()
@@ -421,7 +422,7 @@ async def test_logins_for_two_servers_live_side_by_side(
     first = stored(emulator, path)
     grant = TokenGrant("access-2", "refresh-2", int(time.time()) + 3600)
     write_credentials(
-        path, Credentials.from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
+        path, credentials_from_grant(aiohttp_server_without_revoke, DEMO_CLIENT, grant)
     )
     assert token_provider(emulator.base_url, file_env(path)).source == str(path)
     assert await token_provider(aiohttp_server_without_revoke, file_env(path)).token() == "access-2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,6 +12,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from casesync.api.credentials import current_user
+from casesync.cli.demo import demo_tokens
+from casesync.emulator import EmulatorThread
 from casesync.sync.lockfile import load_lock
 from casesync.sync.workflow import prepare_plan
 
@@ -91,3 +97,13 @@ def test_serve_keeps_the_emulator_until_ctrl_c(tmp_path: Path) -> None:
     rest, errors = process.communicate(timeout=60)
     assert process.returncode == 0, errors
     assert "Removed the demo folder" in rest
+
+
+def test_the_demo_hands_apply_its_own_token_and_leaves_the_environment_alone(
+    emulator_thread: EmulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASESYNC_ACCESS_TOKEN", "someone-elses")
+    tokens = demo_tokens(emulator_thread)(emulator_thread.base_url)
+    user = asyncio.run(current_user(emulator_thread.base_url, tokens))
+    assert user.login == "demo"
+    assert os.environ["CASESYNC_ACCESS_TOKEN"] == "someone-elses"

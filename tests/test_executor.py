@@ -12,12 +12,12 @@ from authfactory import tokens_for
 from helpers import add_study, check_matches_manifests, teaching_repo
 
 from casesync.api.client import RadiopaediaClient
-from casesync.cli.progress import ApplyReport
 from casesync.emulator import Emulator
 from casesync.errors import ApiError, OutcomeUnknown, Refused
 from casesync.sync.apply import settle_and_plan
 from casesync.sync.executor import ApiClient, ApplyOptions, Executor
 from casesync.sync.lockfile import load_lock
+from casesync.sync.report import ApplyReport, Step, StepState
 from casesync.sync.resolve import Answer, resolve
 
 
@@ -31,8 +31,8 @@ class Recorder:
     def plan(self, plan: object) -> None:
         pass
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
-        self.steps.append((case, step, state, detail))
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
+        self.steps.append((case, step.label, state, detail))
 
     def uploaded(self, count: int) -> None:
         pass

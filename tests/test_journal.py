@@ -1,3 +1,4 @@
+import dataclasses
 import errno
 import json
 import os
@@ -8,8 +9,17 @@ import pytest
 
 import casesync.sync.journal
 from casesync.errors import LockfileError, StateWriteError
-from casesync.sync.journal import Ledger, journal_path
-from casesync.sync.lockfile import Lock, load_lock, save_lock
+from casesync.sync.journal import (
+    CaseMade,
+    CaseRecord,
+    Ledger,
+    SeriesMade,
+    SeriesRecord,
+    StudyMade,
+    StudyRecord,
+    journal_path,
+)
+from casesync.sync.lockfile import Lock, LockedFile, load_lock, save_lock
 
 API = "http://127.0.0.1:1"
 
@@ -19,29 +29,24 @@ def ledger(root: Path) -> Ledger:
     return Ledger(root, lock_path, load_lock(lock_path, API))
 
 
-CASE_RECORD = {"title": "Acute appendicitis", "fields": {"title": "sha256:1"}}
+CASE_JSON = {"title": "Acute appendicitis", "fields": {"title": "sha256:1"}}
+CASE_RECORD = CaseRecord.from_json(CASE_JSON)
 
 
-def series_record(case_id: int, study_id: int) -> dict[str, object]:
-    return {
-        "case_id": case_id,
-        "study_id": study_id,
-        "content_id": "sha256:c",
-        "key": None,
-        "fields": {},
-        "files": [{"path": "cases/a/1.png", "size": 3, "sha256": "aa", "upload_id": 9}],
-    }
+def series_record(case_id: int, study_id: int) -> SeriesRecord:
+    files = (LockedFile("cases/a/1.png", 3, "aa", 9),)
+    return SeriesRecord(case_id, study_id, "sha256:c", None, {}, files)
 
 
 def test_results_reach_the_lock_as_they_happen(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    case = book.begin("case", "a", "case", CASE_RECORD)
-    book.finish(case, {"case_id": 7, "created_at": "2026-01-01T00:00:00.000Z"})
-    study_record = {"case_id": 7, "position": 2, "key": None, "fields": {}}
-    study = book.begin("study", "a", "study 1", study_record)
-    book.finish(study, {"study_id": 70})
-    series = book.begin("series", "a", "study 1 series 1", series_record(7, 70))
-    book.finish(series, {"job_id": "j1"})
+    case = book.begin("a", "case", CASE_RECORD)
+    book.finish(case, CaseMade(7, "2026-01-01T00:00:00.000Z"))
+    study_record = StudyRecord(7, 2, None, {})
+    study = book.begin("a", "study 1", study_record)
+    book.finish(study, StudyMade(70))
+    series = book.begin("a", "study 1 series 1", series_record(7, 70))
+    book.finish(series, SeriesMade("j1"))
 
     saved = load_lock(tmp_path / "casesync.lock", API)
     assert saved.cases["a"].case_id == 7
@@ -52,7 +57,7 @@ def test_results_reach_the_lock_as_they_happen(tmp_path: Path) -> None:
 
 def test_a_result_journaled_but_not_in_the_lock_is_folded_on_recovery(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    intent = book.begin("case", "a", "case", CASE_RECORD)
+    intent = book.begin("a", "case", CASE_RECORD)
     # the process dies between the journal's done line and the lock write
     book.journal.append({"t": "done", "ref": intent.ref, "remote": {"case_id": 7}})
 
@@ -63,8 +68,8 @@ def test_a_result_journaled_but_not_in_the_lock_is_folded_on_recovery(tmp_path: 
 
 def test_an_intent_without_result_stays_open_across_runs(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})
-    book.begin("study", "a", "study 2", {"case_id": 7, "position": 3, "key": None, "fields": {}})
+    book.finish(book.begin("a", "case", CASE_RECORD), CaseMade(7))
+    book.begin("a", "study 2", StudyRecord(7, 3, None, {}))
 
     open_intents = ledger(tmp_path).recover()
     assert [(i.kind, i.case, i.label) for i in open_intents] == [("study", "a", "study 2")]
@@ -75,15 +80,15 @@ def test_an_intent_without_result_stays_open_across_runs(tmp_path: Path) -> None
 
 def test_not_created_closes_the_intent(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    book.not_created(book.begin("case", "a", "case", CASE_RECORD), "422 title missing")
+    book.not_created(book.begin("a", "case", CASE_RECORD), "422 title missing")
     assert ledger(tmp_path).recover() == []
     assert not (tmp_path / "casesync.lock").exists()
 
 
 def test_compaction_keeps_only_unsettled_intents(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})
-    pending = book.begin("case", "b", "case", {**CASE_RECORD, "title": "B"})
+    book.finish(book.begin("a", "case", CASE_RECORD), CaseMade(7))
+    pending = book.begin("b", "case", dataclasses.replace(CASE_RECORD, title="B"))
     book.compact()
     assert len(journal_path(tmp_path).read_text().splitlines()) == 1
     assert [i.ref for i in ledger(tmp_path).recover()] == [pending.ref]
@@ -95,12 +100,12 @@ def test_compaction_keeps_only_unsettled_intents(tmp_path: Path) -> None:
 
 def test_a_torn_last_line_is_ignored_but_a_torn_middle_line_is_refused(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    book.begin("case", "a", "case", CASE_RECORD)
+    book.begin("a", "case", CASE_RECORD)
     with journal_path(tmp_path).open("a") as handle:
         handle.write('{"t": "done", "ref"')
     again = ledger(tmp_path)
     assert len(again.recover()) == 1
-    again.begin("case", "b", "case", {**CASE_RECORD, "title": "B"})  # after the torn line
+    again.begin("b", "case", dataclasses.replace(CASE_RECORD, title="B"))  # after the torn line
     assert len(ledger(tmp_path).recover()) == 2
 
     with journal_path(tmp_path).open("a") as handle:
@@ -111,10 +116,10 @@ def test_a_torn_last_line_is_ignored_but_a_torn_middle_line_is_refused(tmp_path:
 
 def test_folding_twice_changes_nothing(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    intent = book.begin("case", "a", "case", CASE_RECORD)
-    book.finish(intent, {"case_id": 7})
+    intent = book.begin("a", "case", CASE_RECORD)
+    book.finish(intent, CaseMade(7))
     before = (tmp_path / "casesync.lock").read_text()
-    book.journal.append({"t": "intent", **_raw(intent)})
+    book.journal.append(intent.to_json())
     book.journal.append({"t": "done", "ref": intent.ref, "remote": {"case_id": 7}})
     ledger(tmp_path).recover()
     assert (tmp_path / "casesync.lock").read_text() == before
@@ -122,14 +127,9 @@ def test_folding_twice_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_study_of_a_case_the_lock_lacks_is_refused(tmp_path: Path) -> None:
     book = Ledger(tmp_path, tmp_path / "casesync.lock", Lock(API))
-    intent = book.begin("study", "a", "study 1", {"case_id": 7, "position": 2, "key": None})
+    intent = book.begin("a", "study 1", StudyRecord(7, 2, None, {}))
     with pytest.raises(LockfileError, match="does not hold"):
-        book.finish(intent, {"study_id": 70})
-
-
-def _raw(intent: object) -> dict[str, object]:
-    names = ("ref", "kind", "case", "label", "at", "record")
-    return {name: getattr(intent, name) for name in names}
+        book.finish(intent, StudyMade(70))
 
 
 def test_recovery_removes_temp_files_a_killed_lock_write_left(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ INTENT = {
     "case": "a",
     "label": "case",
     "at": "2026-01-01T00:00:00.000+00:00",
-    "record": CASE_RECORD,
+    "record": CASE_JSON,
 }
 
 
@@ -201,10 +201,10 @@ def test_hostile_journal_lines_are_refused_and_left_alone(
 
 def test_a_torn_last_line_cut_inside_a_character_is_ignored(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    book.begin("case", "a", "case", {**CASE_RECORD, "title": "Ödem"})
+    book.begin("a", "case", dataclasses.replace(CASE_RECORD, title="Ödem"))
     with journal_path(tmp_path).open("ab") as handle:
-        handle.write(_line(ref="r2", record={**CASE_RECORD, "title": "Ödem"})[:-30] + b"\xc3")
-    assert [i.record["title"] for i in ledger(tmp_path).recover()] == ["Ödem"]
+        handle.write(_line(ref="r2", record={**CASE_JSON, "title": "Ödem"})[:-30] + b"\xc3")
+    assert [i.record.title for i in ledger(tmp_path).recover()] == ["Ödem"]
 
 
 class FailingSaves:
@@ -226,7 +226,7 @@ def test_a_result_stays_journaled_until_a_saved_lock_holds_it(
     monkeypatch.setattr(casesync.sync.journal, "save_lock", saves)
     book = ledger(tmp_path)
     with pytest.raises(StateWriteError, match="No space left on device") as failed:
-        book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})
+        book.finish(book.begin("a", "case", CASE_RECORD), CaseMade(7))
     assert book.write_error is failed.value
     assert "run 'casesync apply' again" in str(failed.value.hint)
     assert (book.open_intents, book.unsaved) == ([], 1)
@@ -243,7 +243,7 @@ def test_a_result_the_journal_missed_is_kept_by_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     book = ledger(tmp_path)
-    intent = book.begin("case", "a", "case", CASE_RECORD)
+    intent = book.begin("a", "case", CASE_RECORD)
     real_fsync = os.fsync
     calls: list[int] = []
 
@@ -254,7 +254,7 @@ def test_a_result_the_journal_missed_is_kept_by_the_lock(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", journal_full)
-    book.finish(intent, {"case_id": 7})
+    book.finish(intent, CaseMade(7))
     monkeypatch.undo()
     assert book.write_error is not None
     assert len(journal_path(tmp_path).read_text().splitlines()) == 1  # no torn done line left
@@ -266,14 +266,14 @@ def test_a_failed_intent_write_sends_nothing_and_leaves_no_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     book = ledger(tmp_path)
-    book.begin("case", "a", "case", CASE_RECORD)
+    book.begin("a", "case", CASE_RECORD)
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(StateWriteError, match=r"journal\.jsonl"):
-        book.begin("case", "b", "case", {**CASE_RECORD, "title": "B"})
+        book.begin("b", "case", dataclasses.replace(CASE_RECORD, title="B"))
     monkeypatch.undo()
     assert [i.case for i in book.open_intents] == ["a"]
     assert [i.case for i in ledger(tmp_path).recover()] == ["a"]
@@ -281,9 +281,9 @@ def test_a_failed_intent_write_sends_nothing_and_leaves_no_line(
 
 def test_adopting_an_id_another_key_holds_is_refused_before_writing(tmp_path: Path) -> None:
     book = ledger(tmp_path)
-    book.finish(book.begin("case", "a", "case", CASE_RECORD), {"case_id": 7})
-    other = book.begin("case", "b", "case", CASE_RECORD)
+    book.finish(book.begin("a", "case", CASE_RECORD), CaseMade(7))
+    other = book.begin("b", "case", CASE_RECORD)
     before = journal_path(tmp_path).read_bytes()
     with pytest.raises(LockfileError, match="case id 7 is already recorded for a"):
-        book.finish(other, {"case_id": 7})
+        book.finish(other, CaseMade(7))
     assert journal_path(tmp_path).read_bytes() == before

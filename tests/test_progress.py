@@ -5,16 +5,15 @@ from rich.console import Console
 
 from casesync.cli.options import Output
 from casesync.cli.progress import (
-    ApplyReport,
-    CaseOutcome,
     JsonEvents,
     PlainEvents,
     RichEvents,
     shorten_middle,
     summary_lines,
-    upload_detail,
 )
-from casesync.sync.plan import CasePlan, CreateCase, Plan
+from casesync.sync.plan import CasePlan, CreateCase, MarkUploadFinished, Plan
+from casesync.sync.report import ApplyReport, CaseOutcome, Step
+from casesync.sync.uploads import upload_detail
 
 API = "https://radiopaedia.org"
 PLAN = Plan(API, (CasePlan("a", "A", None, (CreateCase("A"),), ()),), (), "sha256:x")
@@ -31,7 +30,7 @@ def test_json_events_are_one_object_per_line() -> None:
     out = io.StringIO()
     events = JsonEvents(out)
     events.plan(PLAN)
-    events.step("a", "create case", "done", "id 7")
+    events.step("a", Step.create_case(), "done", "id 7")
     events.summary(report(), API)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["event"] for line in lines] == ["plan", "step", "summary"]
@@ -43,8 +42,8 @@ def test_plain_lines_for_finished_steps_only_and_a_summary_table() -> None:
     out = io.StringIO()
     events = PlainEvents(Console(file=out, width=120))
     events.plan(PLAN)
-    events.step("a", "create case", "started")
-    events.step("a", "create case", "done", "id 7")
+    events.step("a", Step.create_case(), "started")
+    events.step("a", Step.create_case(), "done", "id 7")
     events.summary(report(), API)
     text = out.getvalue()
     assert "create case started" not in text
@@ -58,14 +57,30 @@ def test_rich_bars_on_a_terminal_end_with_the_same_summary() -> None:
     out = io.StringIO()
     events = RichEvents(Console(file=out, width=120, force_terminal=True))
     events.plan(PLAN)
-    events.step("a", "upload study 1 series 1", "started")
+    events.step("a", Step.upload(0, 0), "started")
     events.uploaded(1000)
-    events.step("a", "create case", "failed", "boom")
+    events.step("a", Step.create_case(), "failed", "boom")
     events.summary(report(), API)
     events.close()
     text = out.getvalue()
     assert "a: create case failed (boom)" in text
     assert f"{API}/cases/7" in text
+
+
+def test_a_case_bar_counts_the_plan_actions_only() -> None:
+    """Uploads and --wait's processing jobs are not actions: the bar never passes its total."""
+    plan = Plan(
+        API, (CasePlan("a", "A", None, (CreateCase("A"), MarkUploadFinished()), ()),), (), "x"
+    )
+    events = RichEvents(Console(file=io.StringIO(), width=120, force_terminal=True))
+    events.plan(plan)
+    for step in (Step.create_case(), Step.upload(0, 0), Step.mark_finished()):
+        events.step("a", step, "done")
+    for job in ("j1", "j2", "j3"):
+        events.step("a", Step.processing(job), "done")
+    events.close()
+    (bar,) = events.steps.tasks
+    assert (bar.completed, bar.total) == (2, 2)
 
 
 LONG_KEY = "neuro/paediatric-" + "x" * 80 + "-posterior-fossa-tumour-2024"
@@ -77,7 +92,7 @@ def test_a_long_case_key_is_cut_in_the_middle_so_each_line_fits_80_columns() -> 
     plan = Plan(API, (CasePlan(LONG_KEY, "T", None, (CreateCase("T"),), ()),), (), "sha256:x")
     events = RichEvents(console)
     events.plan(plan)
-    events.step(LONG_KEY, "create study 1", "started")
+    events.step(LONG_KEY, Step.create_study(0), "started")
     events.live.refresh()
     events.close()
     bar_lines = [line for line in out.getvalue().splitlines() if "0/1" in line]
@@ -110,9 +125,9 @@ def test_quiet_prints_failures_and_the_summary_verbose_also_starts() -> None:
     def run(verbosity: int) -> str:
         out = io.StringIO()
         events = PlainEvents(Console(file=out, width=120), verbosity)
-        events.step("a", "create case", "started")
-        events.step("a", "create case", "done", "id 7")
-        events.step("b", "create case", "failed", "boom")
+        events.step("a", Step.create_case(), "started")
+        events.step("a", Step.create_case(), "done", "id 7")
+        events.step("b", Step.create_case(), "failed", "boom")
         events.summary(report(), API)
         return out.getvalue()
 

@@ -1,5 +1,6 @@
 """``plan --refresh``: the listing read back (deleted, published, retitled cases, the quota),
-and how apply handles each; plus the pure parts of ``casesync.sync.remote``."""
+and how apply handles each; plus the pure parts of ``casesync.sync.remote``: which listed case
+a lost case create made (adopted only when nothing else explains it), the quota check."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import add_study, teaching_repo
 from sitehelpers import delete, publish, retitle
 from test_e2e_apply import apply, cli, requests_since
 
 from casesync.api.models import Quotas, RemoteCase, User
-from casesync.sync.remote import RemoteView
+from casesync.errors import Refused
+from casesync.sync.journal import CaseRecord, Intent
+from casesync.sync.lockfile import Lock, LockedCase
+from casesync.sync.remote import RemoteView, check_quota, judge
 
 
 def locked_ids(root: Path) -> dict[str, int]:
@@ -126,3 +131,77 @@ def test_plain_plan_stays_offline_and_never_imports_aiohttp(tmp_path: Path) -> N
     )
     assert "Plan: 1 case" in done.stdout, done.stdout + done.stderr
     assert done.stdout.strip().endswith("False")
+
+
+# --- a lost case create: which listed case, if any, it made ---
+
+SENT = "2026-03-01T10:00:00.000+00:00"
+
+
+def intent(key: str = "a", title: str = "T") -> Intent:
+    return Intent("r-" + key, key, "case", SENT, CaseRecord(title, {}))
+
+
+def listed(case_id: int, created_at: str = "2026-03-01T10:00:01Z", title: str = "T") -> RemoteCase:
+    return RemoteCase(case_id, title, "draft", "public", created_at)
+
+
+def lock(*case_ids: int) -> Lock:
+    return Lock("http://x", {f"k{n}": LockedCase(case_id=n) for n in case_ids})
+
+
+def test_the_one_case_made_after_the_intent_is_adopted() -> None:
+    older = listed(1, "2026-03-01T09:00:00Z")
+    other_title = listed(2, title="U")
+    verdict = judge(intent(), [older, other_title, listed(3)], lock(), [])
+    assert verdict.adopted == listed(3) and not verdict.doubt
+
+
+def test_nothing_listed_means_not_created() -> None:
+    verdict = judge(intent(), [listed(1, "2026-03-01T09:59:00Z"), listed(7)], lock(7), [])
+    assert (verdict.adopted, verdict.candidates, verdict.doubt) == (None, (), "")
+
+
+def test_a_few_seconds_of_clock_skew_are_tolerated() -> None:
+    assert judge(intent(), [listed(4, "2026-03-01T09:59:59Z")], lock(), []).adopted is not None
+
+
+@pytest.mark.parametrize(
+    ("listing", "pending", "doubt", "ids"),
+    [
+        ([listed(3), listed(5)], [], "2 cases titled 'T' were created since", (3, 5)),
+        ([listed(3)], [intent("b")], "b is also being created with the title 'T'", (3,)),
+        ([listed(3, "yesterday")], [], "gives case 3 a created_at that is not a time", (3,)),
+        ([listed(3), listed(4, "")], [], "gives case 4 a created_at", (3, 4)),
+    ],
+    ids=["two-candidates", "rival-key", "not-a-time", "one-undated"],
+)
+def test_anything_else_is_left_to_the_user_with_the_candidates(
+    listing: list[RemoteCase], pending: list[Intent], doubt: str, ids: tuple[int, ...]
+) -> None:
+    verdict = judge(intent(), listing, lock(), [intent(), *pending])
+    assert verdict.adopted is None and verdict.candidates == ids
+    assert doubt in verdict.doubt
+    way_out = verdict.way_out(intent())
+    assert ", ".join(map(str, ids)) + " on the site" in way_out
+    assert "'casesync resolve a --case-id N'" in way_out and "--not-created" in way_out
+
+
+def test_a_rival_with_another_title_is_no_rival() -> None:
+    verdict = judge(intent(), [listed(3)], lock(), [intent("b", title="Other")])
+    assert verdict.adopted == listed(3)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "used", "waiting"), [(3, 1, ()), (2, 1, ("b",)), (None, 9, ())]
+)
+def test_the_quota_check_names_the_cases_that_must_wait(
+    allowed: int | None, used: int, waiting: tuple[str, ...]
+) -> None:
+    user = User("jane", Quotas(allowed, used, None, 0))
+    assert check_quota(user, ["a", "b"], within_quota=True) == waiting
+    if waiting:
+        with pytest.raises(Refused, match=r"2 new cases to create.*allows only 1 more"):
+            check_quota(user, ["a", "b"], within_quota=False)
+    else:
+        assert check_quota(user, ["a", "b"], within_quota=False) == ()

@@ -5,7 +5,7 @@ from repofactory import write_project
 
 from casesync.errors import ConfigError, LockfileError
 from casesync.settings import DEFAULT_API_URL as API
-from casesync.sync.journal import Ledger, journal_path
+from casesync.sync.journal import CaseMade, CaseRecord, Ledger, StudyRecord, journal_path
 from casesync.sync.lockfile import load_lock
 from casesync.sync.resolve import Answer, resolve
 
@@ -15,9 +15,9 @@ def pending_study(root: Path) -> Ledger:
     write_project(root)
     lock_path = root / "casesync.lock"
     book = Ledger(root, lock_path, load_lock(lock_path, API))
-    book.finish(book.begin("case", "a", "case", {"title": "A", "fields": {}}), {"case_id": 7})
-    record = {"case_id": 7, "position": 3, "key": None, "fields": {}}
-    book.begin("study", "a", "study 2", record)
+    book.finish(book.begin("a", "case", CaseRecord("A", {})), CaseMade(7))
+    record = StudyRecord(7, 3, None, {})
+    book.begin("a", "study 2", record)
     return book
 
 
@@ -69,7 +69,7 @@ def test_an_empty_job_id_is_refused_and_nothing_recorded(tmp_path: Path) -> None
 
 def test_an_id_another_case_holds_is_refused_and_nothing_recorded(tmp_path: Path) -> None:
     book = pending_study(tmp_path)
-    book.begin("case", "b", "case", {"title": "B", "fields": {}})
+    book.begin("b", "case", CaseRecord("B", {}))
     with pytest.raises(LockfileError, match="case id 7 is already recorded for a"):
         resolve(tmp_path, "b", Answer(case_id=7), print)
     lock_path = tmp_path / "casesync.lock"

@@ -3,8 +3,8 @@
 import subprocess
 from pathlib import Path
 
-from casesync.cli.scaffold import EDITOR_SCHEMAS_DIR, init_project, refresh_editor_schemas
-from casesync.project.schema import schema_text
+from casesync.cli.scaffold import init_project, refresh_editor_schemas
+from casesync.project.schema import EDITOR_SCHEMAS_DIR, schema_text
 
 
 def test_refresh_updates_existing_copies_and_never_creates_the_folder(tmp_path: Path) -> None:

@@ -10,8 +10,13 @@ from helpers import add_study, teaching_repo
 from sitehelpers import publish, retitle
 from test_e2e_apply import apply, cli
 
-from casesync.sync.journal import Ledger
+from casesync.api.models import JobStatus
+from casesync.sync.journal import Ledger, StudyRecord
 from casesync.sync.lockfile import load_lock
+
+
+def no_jobs(api_url: str, wanted: list[tuple[int, int, str]]) -> dict[str, JobStatus]:
+    raise AssertionError("status polled jobs without --jobs")
 
 
 def test_status_shows_an_unknown_outcome_and_what_needs_attention(
@@ -24,10 +29,7 @@ def test_status_shows_an_unknown_outcome_and_what_needs_attention(
     ids = {key: case.case_id for key, case in lock.cases.items()}
     add_study(root, "case-00", seed=700)  # a study whose create answer was lost:
     Ledger(root, lock_path, lock).begin(
-        "study",
-        "cases/case-00",
-        "study 3",
-        {"case_id": ids["cases/case-00"], "position": 4, "key": None, "fields": {}},
+        "cases/case-00", "study 3", StudyRecord(ids["cases/case-00"], 4, None, {})
     )
     publish(emulator_thread, ids["cases/case-01"])
 
@@ -79,6 +81,8 @@ def test_status_of_an_invalid_project_names_the_broken_case_file(tmp_path: Path)
     case_file = root / "cases/case-01/case.yaml"
     case_file.write_text(case_file.read_text().replace("system: Gastrointestinal\n", ""))
     remote = RemoteView(User("me", Quotas(10, 0, None, 0)), {}, "2026-01-01T00:00:00+00:00")
-    report = status(root, api_url_flag="https://radiopaedia.org", read=lambda url: remote)
+    report = status(
+        root, api_url_flag="https://radiopaedia.org", read=lambda url: remote, poll=no_jobs
+    )
     assert [(c.key, c.local) for c in report.cases] == [("cases/case-01/case.yaml", INVALID)]
     assert report.needs_attention and report.quota is None

@@ -40,10 +40,25 @@ REFRESH_MARGIN = 300  # seconds: refresh before the server would start refusing 
 __all__ = ["Credentials", "credentials_path", "read_credentials", "write_credentials"]
 
 Notice = Callable[[str], None]
+# the API URL (known once the project is read) -> the tokens to call it with; the CLI decides
+# where they come from (environment, login file, the demo's emulator)
+TokenSource = Callable[[str], "TokenProvider"]
 
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def credentials_from_grant(api_url: str, client: Client, grant: TokenGrant) -> Credentials:
+    """The login to store for ``api_url`` after a token answer."""
+    return Credentials(
+        api_url,
+        client.client_id,
+        client.client_secret,
+        grant.access_token,
+        grant.refresh_token,
+        grant.expires_at,
+    )
 
 
 class TokenProvider:
@@ -133,7 +148,7 @@ class TokenProvider:
     async def _keep(self, grant: TokenGrant) -> str:
         """Save the rotated pair first (nothing else may fail before), then use it."""
         assert self._client is not None
-        credentials = Credentials.from_grant(self.api_url, self._client, grant)
+        credentials = credentials_from_grant(self.api_url, self._client, grant)
         if self._store is not None:  # on disk before the new token is used
             await asyncio.to_thread(write_credentials, self._store, credentials)
         self._access = grant.access_token
@@ -151,12 +166,15 @@ class TokenProvider:
 
 def token_provider(
     api_url: str,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
     *,
     notice: Notice = _stderr,
     timeouts: Timeouts | None = None,
 ) -> TokenProvider:
-    """The first source of credentials, in the documented order, for ``api_url``."""
+    """The first source of credentials, in the documented order, for ``api_url``.
+
+    ``env`` is the CLI's environment, passed in: only the CLI and settings read the process's.
+    """
     access = env_value(ACCESS_ENV, env)
     if access:
         return TokenProvider(api_url, access, source=ACCESS_ENV, timeouts=timeouts)
@@ -196,7 +214,7 @@ def token_provider(
         stored.access_token,
         source=str(path),
         expires_at=stored.expires_at,
-        client=stored.client,
+        client=Client(stored.client_id, stored.client_secret),
         refresh_token=stored.refresh_token,
         store=path,
         timeouts=timeouts,
@@ -218,9 +236,9 @@ async def login(
     try:
         grant = await exchange_code(api_url, client, code.strip(), redirect_uri, timeouts)
     except UnusableGrant as exc:  # the code is spent: keep what it bought, then say so
-        write_credentials(path, Credentials.from_grant(api_url, client, exc.grant))
+        write_credentials(path, credentials_from_grant(api_url, client, exc.grant))
         raise
-    credentials = Credentials.from_grant(api_url, client, grant)
+    credentials = credentials_from_grant(api_url, client, grant)
     write_credentials(path, credentials)
     return credentials
 
@@ -249,7 +267,10 @@ async def logout(path: Path, api_url: str, timeouts: Timeouts | None = None) -> 
         return Logout(had_login=False)
     try:
         revoked = await oauth.revoke(
-            credentials.api_url, credentials.client, credentials.refresh_token, timeouts
+            credentials.api_url,
+            Client(credentials.client_id, credentials.client_secret),
+            credentials.refresh_token,
+            timeouts,
         )
         why = "" if revoked else f"{credentials.api_url} does not support token revocation"
     except ApiError as exc:

@@ -3,7 +3,8 @@
 Format 2 is ``{"format_version": 2, "logins": {api_url: {client_id, client_secret,
 access_token, refresh_token, expires_at}}}``; the format-1 file (one flat login with its
 ``api_url``) is still read, and becomes format 2 at the next write. Kept apart from the token
-logic so that choosing a server (which may look at the stored logins) never imports aiohttp.
+logic so that choosing a server (which may look at the stored logins) never imports aiohttp:
+settings may import it (tests/test_layers.py lists it among the shared modules).
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from casesync.errors import AuthError
 from casesync.fsutil import atomic_write, read_regular
 from casesync.settings import env_value
-
-if TYPE_CHECKING:
-    from casesync.api.oauth import Client, TokenGrant
 
 CREDENTIALS_ENV = "CASESYNC_CREDENTIALS"
 LOGIN_AGAIN = "run 'casesync login' again"
@@ -38,23 +36,6 @@ class Credentials:
     access_token: str
     refresh_token: str
     expires_at: int  # unix seconds
-
-    @classmethod
-    def from_grant(cls, api_url: str, client: Client, grant: TokenGrant) -> Credentials:
-        return cls(
-            api_url,
-            client.client_id,
-            client.client_secret,
-            grant.access_token,
-            grant.refresh_token,
-            grant.expires_at,
-        )
-
-    @property
-    def client(self) -> Client:
-        from casesync.api.oauth import Client
-
-        return Client(self.client_id, self.client_secret)
 
 
 FIELDS = tuple(Credentials.__dataclass_fields__)

@@ -5,6 +5,7 @@ Each command imports what it runs inside itself, so ``--help`` and ``--version``
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -102,7 +103,7 @@ def login(
         typer.echo("Open this URL in a browser, approve casesync, then paste the code shown:")
         typer.echo(f"  {authorize_url(url, client_id, redirect_uri)}")
         code = typer.prompt("Authorization code")
-    path = auth.credentials_path()
+    path = auth.credentials_path(os.environ)
     client = Client(client_id, client_secret)
     asyncio.run(auth.login(url, client, code, redirect_uri, path, resolve_timeouts()))
     typer.echo(f"logged in to {url}; credentials saved in {path} (mode 0600)")
@@ -140,7 +141,7 @@ def logout(ctx: typer.Context, api_url: ApiUrlOption = None) -> None:
     from casesync.api import credentials as auth
 
     choice, _, _ = _server(ctx, api_url)
-    path = auth.credentials_path()
+    path = auth.credentials_path(os.environ)
     done = asyncio.run(auth.logout(path, choice.url, resolve_timeouts()))
     if not done.had_login:
         typer.echo(f"not logged in to {choice.url}: {path} holds no login for it")
@@ -164,6 +165,6 @@ def whoami(ctx: typer.Context, api_url: ApiUrlOption = None, fmt: TextJsonOption
     from casesync.api import credentials as auth
 
     choice, _, _ = _server(ctx, api_url)
-    tokens = auth.token_provider(choice.url, timeouts=resolve_timeouts())
+    tokens = auth.token_provider(choice.url, os.environ, timeouts=resolve_timeouts())
     user = asyncio.run(auth.current_user(choice.url, tokens))
     typer.echo(auth.describe_user(user, choice.url, fmt, choice.source), nl=False)

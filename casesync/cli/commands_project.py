@@ -21,9 +21,11 @@ from casesync.cli.options import (
     print_problems,
     project_root,
     start_dir,
+    tokens_from_env,
 )
 from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
 from casesync.errors import ConfigError, ExitCode
+from casesync.settings import resolve_timeouts
 
 commands = typer.Typer()
 
@@ -136,7 +138,7 @@ def plan(
         from casesync.sync.plan import make_plan
         from casesync.sync.remote import fetch_remote
 
-        remote = fetch_remote(prepared.api_url)
+        remote = fetch_remote(prepared.api_url, tokens_from_env(resolve_timeouts()))
         plan_ = make_plan(prepared.manifest, prepared.lock, prepared.api_url, remote)
     typer.echo(render_plan(plan_, fmt, max_chars), nl=False)
     if out is not None:

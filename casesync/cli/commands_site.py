@@ -6,6 +6,7 @@ Each command imports what it runs inside itself, so ``--help`` and ``--version``
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,8 +19,10 @@ from casesync.cli.options import (
     at_least_one,
     complete_case_keys,
     project_root,
+    tokens_from_env,
 )
 from casesync.errors import ExitCode
+from casesync.settings import resolve_timeouts
 
 commands = typer.Typer()
 
@@ -40,9 +43,19 @@ def status(
 ) -> None:
     """One row per case: remote id and URL, status on the site, local state, processing."""
     from casesync.cli.render import render_status
+    from casesync.sync.remote import fetch_remote
+    from casesync.sync.status import poll_with_client
     from casesync.sync.status import status as read_status
 
-    report = read_status(project_root(ctx), api_url_flag=api_url, lock_path=lockfile, jobs=jobs)
+    tokens = tokens_from_env(resolve_timeouts())
+    report = read_status(
+        project_root(ctx),
+        api_url_flag=api_url,
+        lock_path=lockfile,
+        jobs=jobs,
+        read=partial(fetch_remote, tokens=tokens),
+        poll=partial(poll_with_client, tokens),
+    )
     typer.echo(render_status(report, fmt), nl=False)
     if detailed_exitcode and report.needs_attention:
         raise typer.Exit(int(ExitCode.CHANGES_PRESENT))
@@ -78,9 +91,11 @@ def adopt(
     """Record an existing case on the site as the case of manifest KEY (nothing is sent)."""
     from casesync.sync.adopt import AdoptSettings
     from casesync.sync.adopt import adopt as adopt_case
+    from casesync.sync.remote import fetch_remote
 
     settings = AdoptSettings(project_root(ctx), key, case_id, imaging, api_url, lockfile)
-    typer.echo(adopt_case(settings, typer.echo))
+    read = partial(fetch_remote, tokens=tokens_from_env(resolve_timeouts()))
+    typer.echo(adopt_case(settings, typer.echo, read))
 
 
 @commands.command()
@@ -137,4 +152,4 @@ def import_case(
     from casesync.sync.importer import ImportSettings, import_cases
 
     settings = ImportSettings(project_root(ctx), case_id, into, all_drafts, api_url, lockfile)
-    import_cases(settings, typer.echo)
+    import_cases(settings, typer.echo, tokens_from_env(resolve_timeouts()))

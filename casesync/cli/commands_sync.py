@@ -23,12 +23,13 @@ from casesync.cli.options import (
     print_problems,
     project_root,
     seconds_option,
+    tokens_from_env,
 )
 from casesync.errors import ConfigError
 from casesync.settings import env_int, resolve_timeouts
 
 if TYPE_CHECKING:
-    from casesync.cli.progress import Events
+    from casesync.sync.report import Events
 
 commands = typer.Typer()
 
@@ -162,7 +163,12 @@ def apply(
     )
     events = apply_events(fmt, output(ctx))
     try:
-        run_apply(settings, events, lambda: typer.confirm("Apply?", default=False))
+        run_apply(
+            settings,
+            events,
+            lambda: typer.confirm("Apply?", default=False),
+            tokens_from_env(settings.timeouts),
+        )
     except InvalidProject as exc:
         print_problems(exc.result.problems, fmt, exc.result.advice)
         raise

@@ -7,29 +7,30 @@ leaving loopback and no account needed. The examples ship as package data
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from casesync.cli.progress import Events
 from casesync.cli.render import render_plan
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import Refused
 from casesync.sync.apply import ApplySettings, run_apply
 from casesync.sync.lockfile import load_lock
+from casesync.sync.report import Events
 from casesync.sync.workflow import prepare_plan
 from casesync.wording import plural
 
+if TYPE_CHECKING:
+    from casesync.api.credentials import TokenProvider, TokenSource
+
 # What a teaching repository holds; the package's tools/ and ci/ are not part of it.
 EXAMPLE_ITEMS = ("casesync.yaml", "README.md", ".gitignore", ".casesync-schemas", "cases")
-TOKEN_ENV = "CASESYNC_ACCESS_TOKEN"
 
 Say = Callable[[str], None]
 
@@ -58,21 +59,19 @@ def copy_examples(target: Path) -> None:
             shutil.copy2(source / name, target / name)
 
 
-@contextmanager
-def logged_in(emulator: EmulatorThread) -> Iterator[None]:
-    """The demo user's fresh access token in CASESYNC_ACCESS_TOKEN, for this run only.
+def demo_tokens(emulator: EmulatorThread) -> TokenSource:
+    """The demo user's fresh access token, handed to apply (the environment is left alone).
 
     A token the emulator issued itself: no login page, nothing written to disk.
     """
-    previous = os.environ.get(TOKEN_ENV)
-    os.environ[TOKEN_ENV] = emulator.issue_tokens()["access_token"]
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(TOKEN_ENV, None)
-        else:
-            os.environ[TOKEN_ENV] = previous
+    access_token = emulator.issue_tokens()["access_token"]
+
+    def tokens(api_url: str) -> TokenProvider:
+        from casesync.api.credentials import TokenProvider
+
+        return TokenProvider(api_url, access_token, source="the demo emulator")
+
+    return tokens
 
 
 def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
@@ -82,7 +81,6 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
         project = settings.keep.resolve() if settings.keep else scratch / "examples"
         copy_examples(project)
         emulator = stack.enter_context(EmulatorThread(EmulatorConfig(job_seconds=0.5)))
-        stack.enter_context(logged_in(emulator))
         base_url = emulator.base_url
         say(f"casesync demo: the example cases in {project}")
         say(f"against an emulated Radiopaedia at {base_url} (loopback only, demo user)\n")
@@ -97,9 +95,8 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
         say("$ casesync plan")
         say(render_plan(prepared.plan, "text"))
         say("$ casesync apply --yes")
-        run_apply(
-            ApplySettings(root=project, api_url_flag=base_url, yes=True), events, lambda: True
-        )
+        to_apply = ApplySettings(root=project, api_url_flag=base_url, yes=True)
+        run_apply(to_apply, events, lambda: True, demo_tokens(emulator))
 
         say("\n$ casesync plan   # again: everything is recorded in casesync.lock")
         say(render_plan(prepare_plan(project, api_url_flag=base_url).plan, "text"))

@@ -19,7 +19,9 @@ from casesync.settings import find_project_root
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from casesync.api.credentials import TokenProvider, TokenSource
     from casesync.project.yamlload import Problem
+    from casesync.settings import Timeouts
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,18 @@ def complete_case_keys(ctx: typer.Context, incomplete: str) -> list[str]:
     except Exception:
         return []
     return [key for key in case_keys(root) if key.startswith(incomplete)]
+
+
+def tokens_from_env(timeouts: Timeouts) -> TokenSource:
+    """Tokens as ``casesync login`` and the ``CASESYNC_*`` variables give them (only cli/ and
+    settings read the environment)."""
+
+    def tokens(api_url: str) -> TokenProvider:
+        from casesync.api.credentials import token_provider
+
+        return token_provider(api_url, os.environ, timeouts=timeouts)
+
+    return tokens
 
 
 def at_least_one(value: int | None) -> int | None:

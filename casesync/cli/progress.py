@@ -1,4 +1,4 @@
-"""What apply shows while it runs and at the end; the executor only calls ``Events``.
+"""What apply shows while it runs and at the end: renderings of ``casesync.sync.report``.
 
 Three forms: rich progress bars on a TTY, one plain line per finished step (plus a periodic
 summary) for CI logs, and one JSON event per line for scripts.
@@ -11,11 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TextIO
 
 from casesync.cli.render import human_bytes, plan_to_dict, render_text
 from casesync.sync.plan import Plan
+from casesync.sync.report import FINE, ApplyReport, Step, StepState, case_url
 from casesync.wording import plural
 
 if TYPE_CHECKING:  # rich is imported where something is shown: validate and plan rarely need it
@@ -24,60 +25,10 @@ if TYPE_CHECKING:  # rich is imported where something is shown: validate and pla
 
     from casesync.cli.options import Output
 
-if TYPE_CHECKING:  # rich is imported where something is shown: validate and plan rarely need it
-    from rich.console import Console
-    from rich.progress import TaskID
-
 SUMMARY_EVERY_SECONDS = 10.0
 ELLIPSIS = "…"
-
-
-@dataclass
-class CaseOutcome:
-    key: str
-    status: str  # done | unchanged | failed | skipped | unknown | processing | interrupted
-    message: str = ""
-    case_id: int | None = None
-
-
-@dataclass
-class ApplyReport:
-    outcomes: dict[str, CaseOutcome] = field(default_factory=dict)
-    cases_created: int = 0
-    studies_created: int = 0
-    series_created: int = 0
-    files_uploaded: int = 0  # sent by this run
-    files_resumed: int = 0  # counted by the plan, sent by an earlier run that was stopped
-    files_present: int = 0  # not counted by the plan: the server had them already
-    bytes_uploaded: int = 0
-    elapsed: float = 0.0
-    interrupted: bool = False  # by a signal
-
-    @property
-    def problems(self) -> list[CaseOutcome]:
-        return [o for o in self.outcomes.values() if o.status not in ("done", "unchanged")]
-
-    @property
-    def files_planned_done(self) -> int:
-        """The plan's "files to upload" that are now on the server (the number the plan said)."""
-        return self.files_uploaded + self.files_resumed
-
-    @property
-    def throughput(self) -> float:
-        return self.bytes_uploaded / self.elapsed if self.elapsed > 0 else 0.0
-
-
-class Events(Protocol):
-    def plan(self, plan: Plan) -> None: ...
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None: ...
-    def uploaded(self, count: int) -> None: ...
-    def notice(self, message: str) -> None: ...
-    def summary(self, report: ApplyReport, api_url: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def case_url(api_url: str, case_id: int) -> str:
-    return f"{api_url}/cases/{case_id}"
+BAR_WIDTH = 20
+STEP_COUNTER_WIDTH = 7  # "12/12" and its padding
 
 
 class JsonEvents:
@@ -93,8 +44,8 @@ class JsonEvents:
     def plan(self, plan: Plan) -> None:
         self._emit("plan", plan=plan_to_dict(plan))
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
-        self._emit("step", case=case, step=step, state=state, detail=detail)
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
+        self._emit("step", case=case, step=step.label, state=state, detail=detail)
 
     def uploaded(self, count: int) -> None:
         """Byte counts are summed into the summary; per-chunk events would flood the stream."""
@@ -132,7 +83,7 @@ class PlainEvents:
         self.total_bytes = plan.upload_bytes
         self.console.print(render_text(plan), end="", markup=False, highlight=False)
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
         shown = state == "failed" or (self.verbosity >= 0 and state != "started")
         if shown or self.verbosity > 0:
             stamp = time.strftime("%H:%M:%S")
@@ -210,12 +161,12 @@ class RichEvents(PlainEvents):
         room = self.console.width - BAR_WIDTH - STEP_COUNTER_WIDTH - 4
         return "  " + fit(f"{shorten_middle(case, max(12, room // 2))}: {doing}", room)
 
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None:
+    def step(self, case: str, step: Step, state: StepState, detail: str = "") -> None:
         self.live.start()  # only once work starts: the confirmation prompt comes before
         task = self.cases.get(case)
         if task is not None:
             self.steps.update(task, description=self._describe(case, f"{step} {state}"))
-            if state == "done" and not step.startswith("upload"):
+            if state == "done" and step.kind.is_action:  # not uploads, not --wait's jobs
                 self.steps.advance(task)
         if state == "failed":
             line = f"{case}: {step} failed ({detail})"
@@ -259,16 +210,9 @@ def summary_lines(report: ApplyReport, api_url: str) -> list[str]:
     lines += [
         f"{outcome.key}: {case_url(api_url, outcome.case_id)}"
         for outcome in report.outcomes.values()
-        if outcome.case_id is not None and outcome.status in ("done", "unchanged")
+        if outcome.case_id is not None and outcome.status in FINE
     ]
     return lines
-
-
-def upload_detail(planned: int, files: int) -> str:
-    """What a series upload did, in the plan's terms: the files it counted, then the rest."""
-    sent = f"{plural(planned, 'file')} uploaded"
-    rest = files - planned
-    return sent if rest <= 0 else f"{sent}, {rest} already on the server"
 
 
 def shorten_middle(text: str, width: int) -> str:
@@ -281,10 +225,6 @@ def shorten_middle(text: str, width: int) -> str:
 
 def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 1)] + ELLIPSIS
-
-
-BAR_WIDTH = 20
-STEP_COUNTER_WIDTH = 7  # "12/12" and its padding
 
 
 @contextmanager

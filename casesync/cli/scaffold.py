@@ -9,17 +9,15 @@ meant to be committed, so editors offer completion and help in every clone;
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
 
 from casesync.fsutil import atomic_write, ensure_dir, read_regular, refuse_symlink
-from casesync.project.schema import schema_text
+from casesync.project.schema import EDITOR_SCHEMAS_DIR, schema_header, schema_text
 from casesync.settings import PROJECT_FILE, STATE_DIR
 
 GITIGNORE_ENTRY = f"{STATE_DIR}/"
-EDITOR_SCHEMAS_DIR = ".casesync-schemas"  # committed: the $schema lines must resolve in a clone
 LEGACY_SCHEMAS_DIR = f"{STATE_DIR}/schemas"  # git-ignored; headers written before 0.2 use it
 
 PROJECT_TEMPLATE = """\
@@ -49,13 +47,6 @@ studies:
       - images: images          # a folder, a file, or a list of files/globs
         perspective: Frontal
 """
-
-
-def schema_header(yaml_file: Path, root: Path, name: str) -> str:
-    """The editor hint line for ``yaml_file``, relative so it works in every clone."""
-    target = root / EDITOR_SCHEMAS_DIR / f"{name}.schema.json"
-    relative = os.path.relpath(target, yaml_file.parent)
-    return f"# yaml-language-server: $schema={Path(relative).as_posix()}\n"
 
 
 def refresh_editor_schemas(root: Path, *, create: bool = False) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casesync.errors import ConfigError
@@ -14,6 +16,16 @@ from casesync.project.yamlload import LoadedYaml, Problem
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
+
+EDITOR_SCHEMAS_DIR = ".casesync-schemas"  # committed: the $schema lines must resolve in a clone
+
+
+def schema_header(yaml_file: Path, root: Path, name: str) -> str:
+    """The editor hint line for ``yaml_file``, relative so it works in every clone."""
+    target = root / EDITOR_SCHEMAS_DIR / f"{name}.schema.json"
+    relative = os.path.relpath(target, yaml_file.parent)
+    return f"# yaml-language-server: $schema={Path(relative).as_posix()}\n"
+
 
 SCHEMA_NAMES = ("case", "project", "lock")
 

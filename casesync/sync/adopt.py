@@ -11,25 +11,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from casesync.cli.progress import case_url
 from casesync.errors import ConfigError, Refused
 from casesync.project.manifest import CaseSpec
 from casesync.project.validate import load_project_file
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.sync.journal import Ledger
+from casesync.sync.journal import AdoptRecord, CaseMade, ForgetRecord, Forgotten, Ledger
 from casesync.sync.lockfile import (
     Lock,
     LockedCase,
     LockedFile,
     LockedSeries,
     LockedStudy,
-    case_document,
     check_api_url_matches,
     fingerprints,
     load_lock,
 )
 from casesync.sync.plan import FIRST_STUDY_POSITION
-from casesync.sync.remote import RemoteView, fetch_remote
+from casesync.sync.remote import RemoteView
+from casesync.sync.report import case_url
 from casesync.sync.runlock import run_lock
 from casesync.sync.workflow import prepare_plan
 
@@ -49,7 +48,7 @@ class AdoptSettings:
 def adopt(
     settings: AdoptSettings,
     notice: Callable[[str], None],
-    read: Callable[[str], RemoteView] = fetch_remote,
+    read: Callable[[str], RemoteView],
 ) -> str:
     """Record ``case_id`` (checked against the listing) as the case of manifest ``key``."""
     if settings.imaging not in IMAGING:
@@ -80,8 +79,8 @@ def adopt(
                 hint="use --imaging present if the case already holds this imaging",
             )
         entry = adopted_entry(spec, settings.case_id, remote.created_at, settings.imaging)
-        intent = ledger.begin("adopt", settings.key, "adopt", {"entry": case_document(entry)})
-        ledger.finish(intent, {"case_id": settings.case_id})
+        intent = ledger.begin(settings.key, "adopt", AdoptRecord(entry))
+        ledger.finish(intent, CaseMade(settings.case_id))
         ledger.compact()
     url = case_url(prepared.api_url, settings.case_id)
     if settings.imaging == "present":
@@ -183,8 +182,8 @@ def forget_cases(ledger: Ledger, keys: Iterable[str]) -> list[str]:
             f"stud{'y' if studies == 1 else 'ies'} and {series} series; casesync never "
             "deletes remotely (delete it on the site if intended)"
         )
-        intent = ledger.begin("forget", key, "forget", {"case_id": locked.case_id})
-        ledger.finish(intent, {})
+        intent = ledger.begin(key, "forget", ForgetRecord(locked.case_id))
+        ledger.finish(intent, Forgotten())
     return held
 
 

@@ -1,7 +1,9 @@
 """``casesync apply`` as a plain function: lock the repo, settle the journal, plan, confirm, run.
 
-The CLI only gathers ``ApplySettings``; everything that decides what happens is here, and the
-async work is delegated to the executor. Signals: the first SIGINT/SIGTERM stops new work and
+The CLI only gathers ``ApplySettings`` and says where tokens come from (``TokenSource``: the
+environment or the login file for the CLI, the emulator's own token for the demo); this module
+never reads the environment. Everything that decides what happens is here, and the async work
+is delegated to the executor. Signals: the first SIGINT/SIGTERM stops new work and
 lets requests in flight finish (bounded grace), the second exits at once.
 """
 
@@ -17,9 +19,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from casesync.cli.progress import ApplyReport, Events
 from casesync.errors import (
     CasesyncError,
     ConfigError,
@@ -35,8 +36,12 @@ from casesync.sync.executor import ApplyOptions, Executor
 from casesync.sync.journal import Ledger
 from casesync.sync.lockfile import check_writable
 from casesync.sync.plan import Plan, make_plan
+from casesync.sync.report import ApplyReport, Events
 from casesync.sync.runlock import run_lock
 from casesync.sync.workflow import PreparedPlan, prepare_plan
+
+if TYPE_CHECKING:
+    from casesync.api.credentials import TokenProvider, TokenSource
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class ApplySettings:
     options: ApplyOptions = field(default_factory=ApplyOptions)  # what the executor needs
 
 
-def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], bool]) -> ApplyReport:
+def run_apply(
+    settings: ApplySettings, events: Events, confirm: Callable[[], bool], tokens: TokenSource
+) -> ApplyReport:
     """Apply the plan; raise PartialFailure (4), Refused (5) or Interrupted (130) as due."""
     with run_lock(settings.root, events.notice), contextlib.closing(events):
         prepared, ledger, plan = settle_and_plan(
@@ -63,7 +70,7 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
         if settings.plan_file is not None:  # before --recreate: the plan reviewed showed it
             _check_reviewed_plan(settings.plan_file, plan)
         if settings.recreate:
-            plan = _recreate_plan(settings.recreate, prepared, ledger)
+            plan = _recreate_plan(settings.recreate, prepared, ledger, tokens)
         plan = _select(plan, settings.cases)
         _refuse_samples(prepared.manifest, plan)
         events.plan(plan)
@@ -81,7 +88,7 @@ def run_apply(settings: ApplySettings, events: Events, confirm: Callable[[], boo
             for line in forget_cases(ledger, settings.recreate):
                 events.notice(f"--recreate: {line}")
         report, fatal = asyncio.run(
-            _execute(settings, prepared.api_url, prepared.manifest, plan, ledger, events)
+            _execute(settings, tokens(prepared.api_url), prepared.manifest, plan, ledger, events)
         )
         ledger.compact()  # keeps every result the saved lockfile lacks
         events.summary(report, prepared.api_url)
@@ -104,7 +111,9 @@ def settle_and_plan(
     return prepared, ledger, make_plan(prepared.manifest, ledger.lock, prepared.api_url)
 
 
-def _recreate_plan(keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger) -> Plan:
+def _recreate_plan(
+    keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger, tokens: TokenSource
+) -> Plan:
     """The plan with the cases the listing shows deleted created anew (refused for others).
 
     The lock itself changes only once the plan is confirmed.
@@ -112,7 +121,7 @@ def _recreate_plan(keys: tuple[str, ...], prepared: PreparedPlan, ledger: Ledger
     from casesync.sync.adopt import check_deleted
     from casesync.sync.remote import fetch_remote
 
-    check_deleted(ledger.lock, keys, fetch_remote(prepared.api_url))
+    check_deleted(ledger.lock, keys, fetch_remote(prepared.api_url, tokens))
     without = dataclasses.replace(
         ledger.lock, cases={k: c for k, c in ledger.lock.cases.items() if k not in keys}
     )
@@ -158,7 +167,7 @@ def _select(plan: Plan, keys: tuple[str, ...]) -> Plan:
 
 async def _execute(
     settings: ApplySettings,
-    api_url: str,
+    tokens: TokenProvider,
     manifest: Manifest,
     plan: Plan,
     ledger: Ledger,
@@ -167,12 +176,10 @@ async def _execute(
     """Run the executor under the two-stage signal handling; also return what stopped it."""
     # aiohttp is imported only by the commands that talk to the server (startup time)
     from casesync.api.client import RadiopaediaClient
-    from casesync.api.credentials import token_provider
 
     loop = asyncio.get_running_loop()
-    tokens = token_provider(api_url, timeouts=settings.timeouts)
     async with RadiopaediaClient(
-        api_url,
+        tokens.api_url,
         tokens,
         api_concurrency=settings.options.api_concurrency,
         upload_concurrency=settings.options.upload_concurrency,

@@ -5,8 +5,9 @@ assigns positions as they come), then its series in order, each with the upload 
 slices; uploads start at once and share one pool across all cases; finally mark the upload
 finished. Every create goes through the ``Ledger`` (intent, request, result); a create whose
 outcome is unknown stops its case, except a case create, which the case listing may settle
-(``settle.judge``). A refused login or a lockfile that cannot be written stops the whole run,
-which still ends with its report.
+(``remote.Remote``). A refused login or a lockfile that cannot be written stops the whole run,
+which still ends with its report. Uploads are ``uploads.Uploader``'s; what the server says of
+cases (listing, drafts, quota) is ``remote``'s; what the run reports is ``report``'s.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from casesync.api.models import (
     CaseFields,
@@ -24,21 +24,29 @@ from casesync.api.models import (
     RemoteStudy,
     SeriesFields,
     StudyFields,
-    UploadSlot,
     User,
 )
-from casesync.cli.progress import ApplyReport, CaseOutcome, Events, upload_detail
 from casesync.errors import (
     ApiError,
     AuthError,
     CasesyncError,
     LockfileError,
     OutcomeUnknown,
-    Refused,
 )
-from casesync.project.manifest import CaseSpec, ImageFile, Manifest, SeriesSpec
-from casesync.sync.journal import Intent, Ledger
-from casesync.sync.lockfile import fingerprints
+from casesync.project.manifest import CaseSpec, Manifest
+from casesync.sync.journal import (
+    CaseMade,
+    CaseRecord,
+    Intent,
+    Ledger,
+    Made,
+    Record,
+    SeriesMade,
+    SeriesRecord,
+    StudyMade,
+    StudyRecord,
+)
+from casesync.sync.lockfile import LockedFile, fingerprints
 from casesync.sync.plan import (
     CasePlan,
     CreateCase,
@@ -47,33 +55,34 @@ from casesync.sync.plan import (
     MarkUploadFinished,
     Plan,
 )
-from casesync.sync.settle import judge
+from casesync.sync.remote import CaseBlocked, CaseSkipped, ListingClient, Remote, check_quota
+from casesync.sync.report import (
+    ApplyReport,
+    CaseOutcome,
+    CaseStatus,
+    Events,
+    Step,
+    series_label,
+    study_label,
+)
+from casesync.sync.uploads import UploadClient, Uploader
 from casesync.sync.waiting import Clock, JobWaiter, MonotonicClock, StillProcessing
 
 T = TypeVar("T")
 CASE_CREATE_ATTEMPTS = 3
 
 
-class ApiClient(Protocol):
+class ApiClient(UploadClient, ListingClient, Protocol):
     """What the executor needs from ``casesync.api.client.RadiopaediaClient``."""
 
     async def current_user(self) -> User: ...
-    async def list_cases(self) -> list[RemoteCase]: ...
     async def create_case(self, fields: CaseFields) -> RemoteCase: ...
     async def create_study(self, case_id: int, fields: StudyFields) -> RemoteStudy: ...
-    async def presign(self, sha256s: Sequence[str]) -> list[UploadSlot]: ...
-    async def upload(
-        self, path: Path, slot: UploadSlot, content_type: str, progress: _Progress | None = None
-    ) -> UploadSlot: ...
     async def create_series(
         self, case_id: int, study_id: int, fields: SeriesFields, upload_ids: Sequence[int]
     ) -> str: ...
     async def job_status(self, case_id: int, study_id: int, job_id: str) -> JobStatus: ...
     async def mark_upload_finished(self, case_id: int) -> RemoteCase: ...
-
-
-class _Progress(Protocol):
-    def __call__(self, count: int, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -92,18 +101,6 @@ class ApplyOptions:
 
 class Stopped(Exception):
     """A stop was requested (signal or --fail-fast): no new work is started."""
-
-
-class CaseBlocked(Exception):
-    """A create of this case has an unknown outcome; the user settles it with resolve."""
-
-    def __init__(self, intent: Intent, way_out: str = "") -> None:
-        super().__init__(f"{intent.describe()}; {way_out or intent.way_out()}")
-        self.intent = intent
-
-
-class CaseSkipped(Exception):
-    """The case cannot take new imaging (no longer a draft, or deleted on the site)."""
 
 
 class Executor:
@@ -125,13 +122,6 @@ class Executor:
         self.options = options
         self.clock = clock or MonotonicClock()
         self.report = ApplyReport()
-        self._planned_uploads = {
-            sha
-            for case in plan.cases
-            for action in case.actions
-            if isinstance(action, CreateSeries)
-            for sha in action.upload_hashes
-        }
         self.stop_reason: str | None = None
         self.fatal: CasesyncError | None = None  # what stopped the whole run (login, lockfile)
         self._jobs = JobWaiter(
@@ -143,12 +133,22 @@ class Executor:
             timeout=options.wait_timeout,
             check_stop=self._check_stop,
         )
-        self._claims: dict[str, asyncio.Future[None]] = {}  # sha256 -> its upload finished
-        # a batch is presigned just before its PUTs: one batch uploads while the next is
-        # presigned, so a URL waits at most one batch of uploads (URLs may expire quickly)
-        self._window = asyncio.Semaphore(2)
-        self._batch = options.upload_concurrency
-        self._listing: dict[int, RemoteCase] | None = None
+        self._uploads = Uploader(
+            client,
+            manifest.project.root,
+            events,
+            self.report,
+            batch=options.upload_concurrency,
+            check_stop=self._check_stop,
+            planned=frozenset(
+                sha
+                for case in plan.cases
+                for action in case.actions
+                if isinstance(action, CreateSeries)
+                for sha in action.upload_hashes
+            ),
+        )
+        self._remote = Remote(client, ledger, events, self.report)
         # an intent is written only when its request can leave at once, so that a crash
         # leaves as few unknown creates as there were requests really in flight
         self._sending = asyncio.Semaphore(options.api_concurrency)
@@ -179,7 +179,7 @@ class Executor:
         cases = [c for c in self.plan.cases if c.actions or c.blocked]
         for case in self.plan.cases:
             work = bool(case.actions or case.blocked)
-            status = "interrupted" if work else "unchanged"
+            status: CaseStatus = "interrupted" if work else "unchanged"
             message = "not finished" if work else ""
             self.report.outcomes[case.key] = CaseOutcome(case.key, status, message, case.case_id)
         if not cases:
@@ -189,10 +189,10 @@ class Executor:
         for intent in self.ledger.open_intents:
             if intent.kind == "case":
                 try:
-                    await self._settle_case(intent)
+                    await self._remote.settle_case(intent)
                 except CaseBlocked as exc:
                     doubts[intent.case] = str(exc)
-        cases = self._check_quota(user, cases)
+        cases = self._within_quota(user, cases)
         blocked = {i.case: i for i in self.ledger.open_intents}
         runnable = []
         for case in cases:
@@ -203,7 +203,7 @@ class Executor:
                 runnable.append(case)
         await asyncio.gather(*(self._case(case) for case in runnable))
 
-    def _check_quota(self, user: User, cases: list[CasePlan]) -> list[CasePlan]:
+    def _within_quota(self, user: User, cases: list[CasePlan]) -> list[CasePlan]:
         """The cases to run: all, or with --within-quota the new ones that fit (in order)."""
         new = [
             case.key
@@ -211,102 +211,31 @@ class Executor:
             if any(isinstance(a, CreateCase) for a in case.actions)
             and case.key not in self.ledger.lock.cases
         ]
-        left = user.quotas.drafts_left
-        if left is None or len(new) <= left:
-            return cases
-        if self.options.within_quota:
-            used = f"{user.quotas.draft_case_count} of {user.quotas.allowed_draft_cases}"
-            for key in new[left:]:
-                self._outcome(
-                    key,
-                    "waiting",
-                    f"waiting for draft quota ({used} drafts used): publish or delete drafts "
-                    "on the site, then run apply again",
-                )
-            return [case for case in cases if case.key not in new[left:]]
-        raise Refused(
-            f"{len(new)} new cases to create, but the draft quota of {user.login} allows only "
-            f"{left} more ({user.quotas.draft_case_count} of "
-            f"{user.quotas.allowed_draft_cases} used); nothing was created",
-            hint="apply fewer with --case KEY or with --within-quota, or publish or delete "
-            "drafts on the site, or ask Radiopaedia to raise your quota",
-        )
-
-    async def _listing_by_id(self, refresh: bool = False) -> dict[int, RemoteCase]:
-        if self._listing is None or refresh:
-            self._listing = {c.id: c for c in await self.client.list_cases()}
-        return self._listing
-
-    async def _settle_case(self, intent: Intent) -> int | None:
-        """An unknown case create: the listing shows it exists (adopt it), or not, or cannot
-        tell (``CaseBlocked``: the user settles it with resolve)."""
-        listing = await self._listing_by_id(refresh=True)
-        verdict = judge(intent, listing.values(), self.ledger.lock, self.ledger.open_intents)
-        if verdict.doubt:
-            raise CaseBlocked(intent, verdict.way_out(intent))
-        if verdict.adopted is not None:
-            case = verdict.adopted
-            self.ledger.finish(intent, {"case_id": case.id, "created_at": case.created_at})
-            self.events.notice(
-                f"case {intent.case}: the create sent at {intent.local_time()} did reach the "
-                f"server: adopted case {case.id} from the case listing"
+        waiting = check_quota(user, new, self.options.within_quota)
+        used = f"{user.quotas.draft_case_count} of {user.quotas.allowed_draft_cases}"
+        for key in waiting:
+            self._outcome(
+                key,
+                "waiting",
+                f"waiting for draft quota ({used} drafts used): publish or delete drafts "
+                "on the site, then run apply again",
             )
-            self.report.cases_created += 1
-            return case.id
-        self.ledger.not_created(intent, "no matching case in the case listing")
-        self.events.notice(
-            f"case {intent.case}: the create sent at {intent.local_time()} did not reach the "
-            "server (not in the case listing); it will be created"
-        )
-        return None
+        return [case for case in cases if case.key not in waiting]
 
-    def _outcome(self, key: str, status: str, message: str = "") -> None:
+    def _outcome(self, key: str, status: CaseStatus, message: str = "") -> None:
         locked = self.ledger.lock.cases.get(key)
         self.report.outcomes[key] = CaseOutcome(
             key, status, message, locked.case_id if locked else None
         )
 
     async def _case(self, plan: CasePlan) -> None:
-        spec = self.manifest.case(plan.key)
+        """Run one case; whatever stops it becomes its outcome, never the whole run's error."""
         uploads: dict[tuple[int, int], asyncio.Task[dict[str, int]]] = {}
         try:
-            self._check_stop()
-            if plan.case_id is not None:
-                await self._check_draft(plan.case_id)
-            for action in plan.actions:
-                if isinstance(action, CreateSeries):
-                    series = spec.studies[action.study_index].series[action.series_index]
-                    uploads[(action.study_index, action.series_index)] = asyncio.create_task(
-                        self._upload_series(plan.key, action, series)
-                    )
-            case_id = await self._ensure_case(plan, spec)
-            study_ids = dict(plan.study_ids)
-            for action in plan.actions:
-                if isinstance(action, CreateStudy):
-                    study_ids[action.study_index] = await self._create_study(
-                        plan.key, case_id, spec, action
-                    )
-                elif isinstance(action, CreateSeries):
-                    ids = await uploads[(action.study_index, action.series_index)]
-                    study_id = study_ids[action.study_index]
-                    await self._create_series(plan.key, case_id, study_id, spec, action, ids)
-            if any(isinstance(a, MarkUploadFinished) for a in plan.actions):
-                await self._mark_finished(plan.key, case_id)
-            if self.options.wait:
-                await self._jobs.wait_case(plan.key, case_id)
-            if plan.blocked:
-                raise CaseSkipped("; ".join(sorted({b.reason for b in plan.blocked})))
+            await self._case_work(plan, uploads)
             self._outcome(plan.key, "done")
-        except Stopped as exc:
-            self._outcome(
-                plan.key, "interrupted" if self.report.interrupted else "skipped", str(exc)
-            )
-        except CaseBlocked as exc:
-            self._outcome(plan.key, "unknown", str(exc))
-        except CaseSkipped as exc:
-            self._outcome(plan.key, "skipped", str(exc))
-        except StillProcessing as exc:
-            self._outcome(plan.key, "processing", str(exc))
+        except (Stopped, CaseBlocked, CaseSkipped, StillProcessing) as exc:
+            self._outcome(plan.key, self._stopped_status(exc), str(exc))
         except (ApiError, OSError) as exc:  # OSError: a file changed or vanished since validation
             self._outcome(plan.key, "failed", str(exc))
             if self.options.fail_fast:
@@ -319,48 +248,77 @@ class Executor:
                 task.cancel()
             await asyncio.gather(*uploads.values(), return_exceptions=True)
 
-    async def _check_draft(self, case_id: int) -> None:
-        listing = await self._listing_by_id()
-        remote = listing.get(case_id)
-        if remote is None:
-            raise CaseSkipped(
-                f"case {case_id} is not in your case listing (deleted on the site?); nothing "
-                f"was added; 'casesync apply --recreate {self._key_of(case_id)}' creates it again"
-            )
-        if not remote.is_draft:
-            raise CaseSkipped(
-                f"case {case_id} is {remote.status.replace('_', ' ')}: only a draft can take "
-                "new imaging; add it on the site"
-            )
+    def _stopped_status(self, exc: Exception) -> CaseStatus:
+        if isinstance(exc, Stopped):
+            return "interrupted" if self.report.interrupted else "skipped"
+        if isinstance(exc, CaseBlocked):
+            return "unknown"
+        return "skipped" if isinstance(exc, CaseSkipped) else "processing"
 
-    def _key_of(self, case_id: int) -> str:
-        return next(k for k, c in self.ledger.lock.cases.items() if c.case_id == case_id)
+    async def _case_work(
+        self, plan: CasePlan, uploads: dict[tuple[int, int], asyncio.Task[dict[str, int]]]
+    ) -> None:
+        """Uploads start at once; creates go in plan order, each series after its uploads."""
+        spec = self.manifest.case(plan.key)
+        self._check_stop()
+        if plan.case_id is not None:
+            await self._remote.check_draft(plan.key, plan.case_id)
+        for action in plan.actions:
+            if isinstance(action, CreateSeries):
+                series = spec.studies[action.study_index].series[action.series_index]
+                uploads[(action.study_index, action.series_index)] = asyncio.create_task(
+                    self._uploads.series(
+                        plan.key,
+                        action.study_index,
+                        action.series_index,
+                        series,
+                        action.upload_files,
+                    )
+                )
+        case_id = await self._ensure_case(plan, spec)
+        study_ids = dict(plan.study_ids)
+        for action in plan.actions:
+            if isinstance(action, CreateStudy):
+                study_ids[action.study_index] = await self._create_study(
+                    plan.key, case_id, spec, action
+                )
+            elif isinstance(action, CreateSeries):
+                ids = await uploads[(action.study_index, action.series_index)]
+                study_id = study_ids[action.study_index]
+                await self._create_series(plan.key, case_id, study_id, spec, action, ids)
+        if any(isinstance(a, MarkUploadFinished) for a in plan.actions):
+            await self._mark_finished(plan.key, case_id)
+        if self.options.wait:
+            await self._jobs.wait_case(plan.key, case_id)
+        if plan.blocked:
+            raise CaseSkipped("; ".join(sorted({b.reason for b in plan.blocked})))
 
     async def _ensure_case(self, plan: CasePlan, spec: CaseSpec) -> int:
         locked = self.ledger.lock.cases.get(plan.key)
         if locked is not None:
             return locked.case_id
-        record = {"title": spec.fields.title, "fields": fingerprints(spec.sent_fields())}
+        record = CaseRecord(spec.fields.title, fingerprints(spec.sent_fields()))
+        step = Step.create_case()
         for _ in range(CASE_CREATE_ATTEMPTS):
             self._check_stop()
-            self.events.step(plan.key, "create case", "started")
+            self.events.step(plan.key, step, "started")
             try:
                 intent, remote = await self._send(
-                    plan.key, "case", "case", record, lambda: self.client.create_case(spec.fields)
+                    plan.key, "case", record, lambda: self.client.create_case(spec.fields)
                 )
             except CaseBlocked as lost:  # the listing may tell
                 await self.clock.sleep(self.options.settle_seconds)
-                adopted = await self._settle_case(lost.intent)
+                adopted = await self._remote.settle_case(lost.intent)
                 if adopted is None:
                     continue
-                self.events.step(plan.key, "create case", "done", f"id {adopted}")
+                self.events.step(plan.key, step, "done", f"id {adopted}")
                 return adopted
             except (ApiError, AuthError) as exc:
-                self.events.step(plan.key, "create case", "failed", str(exc))
+                self.events.step(plan.key, step, "failed", str(exc))
                 raise
-            self.ledger.finish(intent, {"case_id": remote.id, "created_at": remote.created_at})
+            self.ledger.finish(intent, CaseMade(remote.id, remote.created_at))
             self.report.cases_created += 1
-            self.events.step(plan.key, "create case", "done", f"id {remote.id}")
+            self.events.step(plan.key, step, "done", f"id {remote.id}")
             return remote.id
         raise ApiError(f"creating case {plan.key} failed {CASE_CREATE_ATTEMPTS} times")
 
@@ -368,24 +326,23 @@ class Executor:
         self, key: str, case_id: int, spec: CaseSpec, action: CreateStudy
     ) -> int:
         study = spec.studies[action.study_index]
-        label = f"study {action.study_index + 1}"
-        record = {
-            "case_id": case_id,
-            "study_index": action.study_index,
-            "position": action.position,
-            "key": study.key,
-            "fields": fingerprints(study.sent_fields()),
-        }
+        step = Step.create_study(action.study_index)
+        record = StudyRecord(
+            case_id,
+            action.position,
+            study.key,
+            fingerprints(study.sent_fields()),
+            action.study_index,
+        )
         remote = await self._create(
             key,
-            "study",
-            label,
+            (study_label(action.study_index), step),
             record,
             lambda: self.client.create_study(case_id, study.fields(action.position)),
-            lambda made: {"study_id": made.id},
+            lambda made: StudyMade(made.id),
         )
         self.report.studies_created += 1
-        self.events.step(key, f"create {label}", "done", f"id {remote.id}, pos {action.position}")
+        self.events.step(key, step, "done", f"id {remote.id}, pos {action.position}")
         return remote.id
 
     async def _create_series(
@@ -398,46 +355,43 @@ class Executor:
         upload_ids: dict[str, int],
     ) -> None:
         series = spec.studies[action.study_index].series[action.series_index]
-        files = [
-            {"path": f.path, "size": f.size, "sha256": f.sha256, "upload_id": upload_ids[f.sha256]}
-            for f in series.files
-        ]
-        record = {
-            "case_id": case_id,
-            "study_id": study_id,
-            "content_id": series.content_id,
-            "key": series.key,
-            "fields": fingerprints(series.sent_fields()),
-            "files": files,
-        }
-        label = f"study {action.study_index + 1} series {action.series_index + 1}"
+        files = tuple(
+            LockedFile(f.path, f.size, f.sha256, upload_ids[f.sha256]) for f in series.files
+        )
+        record = SeriesRecord(
+            case_id,
+            study_id,
+            series.content_id,
+            series.key,
+            fingerprints(series.sent_fields()),
+            files,
+        )
+        step = Step.create_series(action.study_index, action.series_index)
         ids = [upload_ids[f.sha256] for f in series.files]  # slice order
         job_id = await self._create(
             key,
-            "series",
-            label,
+            (series_label(action.study_index, action.series_index), step),
             record,
             lambda: self.client.create_series(case_id, study_id, series.fields(), ids),
-            lambda made: {"job_id": made},
+            lambda made: SeriesMade(made),
         )
         self.report.series_created += 1
-        self.events.step(key, f"create {label}", "done", f"job {job_id}")
+        self.events.step(key, step, "done", f"job {job_id}")
 
     async def _create(
         self,
         key: str,
-        kind: str,
-        label: str,
-        record: dict[str, Any],
+        named: tuple[str, Step],  # the journal's label, the step shown
+        record: StudyRecord | SeriesRecord,
         request: Callable[[], Awaitable[T]],
-        remote: Callable[[T], dict[str, Any]],
+        remote: Callable[[T], Made],
     ) -> T:
         """A study or series create, bracketed by the journal; unknown outcome blocks the case."""
+        label, step = named
         self._check_stop()
-        step = f"create {label}"
         self.events.step(key, step, "started")
         try:
-            intent, made = await self._send(key, kind, label, record, request)
+            intent, made = await self._send(key, label, record, request)
         except CaseBlocked:
             self.events.step(key, step, "failed", "outcome unknown")
             raise
@@ -450,9 +404,8 @@ class Executor:
     async def _send(
         self,
         key: str,
-        kind: str,
         label: str,
-        record: dict[str, Any],
+        record: Record,
         request: Callable[[], Awaitable[T]],
     ) -> tuple[Intent, T]:
         """Journal the intent, then send: only ``OutcomeUnknown`` leaves the intent open.
@@ -462,7 +415,7 @@ class Executor:
         """
         async with self._sending:
             self._check_stop()
-            intent = self.ledger.begin(kind, key, label, record)
+            intent = self.ledger.begin(key, label, record)
             try:
                 return intent, await request()
             except OutcomeUnknown as exc:
@@ -473,71 +426,8 @@ class Executor:
 
     async def _mark_finished(self, key: str, case_id: int) -> None:
         self._check_stop()
-        self.events.step(key, "mark upload finished", "started")
+        step = Step.mark_finished()
+        self.events.step(key, step, "started")
         await self.client.mark_upload_finished(case_id)
         self.ledger.mark_finished(key)
-        self.events.step(key, "mark upload finished", "done")
-
-    async def _upload_series(
-        self, key: str, action: CreateSeries, series: SeriesSpec
-    ) -> dict[str, int]:
-        """Upload ids by hash: presigned just in time, in batches, uploading what is missing."""
-        unique: dict[str, ImageFile] = {}
-        for file in series.files:
-            unique.setdefault(file.sha256, file)
-        hashes = list(unique)
-        batches = [hashes[i : i + self._batch] for i in range(0, len(hashes), self._batch)]
-        step = f"upload study {action.study_index + 1} series {action.series_index + 1}"
-        self.events.step(key, step, "started")
-        results = await asyncio.gather(
-            *(
-                self._upload_batch([unique[h] for h in batch], series.image_format)
-                for batch in batches
-            )
-        )
-        ids = {sha: upload_id for part in results for sha, upload_id in part.items()}
-        self.events.step(key, step, "done", upload_detail(action.upload_files, len(ids)))
-        return ids
-
-    async def _upload_batch(self, files: list[ImageFile], content_type: str) -> dict[str, int]:
-        async with self._window:
-            self._check_stop()
-            mine = [f for f in files if f.sha256 not in self._claims]
-            theirs = [f for f in files if f.sha256 in self._claims]
-            loop = asyncio.get_running_loop()
-            claims = {f.sha256: loop.create_future() for f in mine}
-            self._claims.update(claims)
-            try:
-                ids = await self._presign_and_put(mine, content_type)
-            finally:
-                for future in claims.values():
-                    future.set_result(None)
-            if theirs:  # the same bytes in another series: wait, then the server has them
-                await asyncio.gather(*(self._claims[f.sha256] for f in theirs))
-                ids.update(await self._presign_and_put(theirs, content_type))
-            return ids
-
-    async def _presign_and_put(self, files: list[ImageFile], content_type: str) -> dict[str, int]:
-        if not files:
-            return {}
-        slots = await self.client.presign([f.sha256 for f in files])
-        by_hash = {f.sha256: f for f in files}
-        done = await asyncio.gather(*(self._put(by_hash[s.sha256], s, content_type) for s in slots))
-        return dict(done)
-
-    async def _put(self, file: ImageFile, slot: UploadSlot, content_type: str) -> tuple[str, int]:
-        if slot.already_uploaded:
-            if file.sha256 in self._planned_uploads:  # sent by a run that was stopped
-                self.report.files_resumed += 1
-            else:
-                self.report.files_present += 1
-            return file.sha256, slot.upload_id
-        self._check_stop()
-        path = self.manifest.project.root / file.path
-        final = await self.client.upload(path, slot, content_type, progress=self._uploaded)
-        self.report.files_uploaded += 1
-        self.report.bytes_uploaded += file.size
-        return file.sha256, final.upload_id
-
-    def _uploaded(self, count: int) -> None:
-        self.events.uploaded(count)
+        self.events.step(key, step, "done")

@@ -24,32 +24,32 @@ from typing import TYPE_CHECKING
 import yaml
 
 from casesync.api.models import OriginalSeries, RemoteCase
-from casesync.cli.progress import case_url
-from casesync.cli.scaffold import schema_header
 from casesync.errors import ConfigError, Refused, ValidationFailed
 from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts, compute_facts
 from casesync.fsutil import atomic_write, ensure_dir, refuse_symlink
 from casesync.project.manifest import series_content_id
+from casesync.project.schema import schema_header
 from casesync.project.seriesfiles import order_slices
 from casesync.project.validate import load_project_file
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.sync.journal import Ledger
+from casesync.sync.journal import AdoptRecord, CaseMade, Ledger
 from casesync.sync.lockfile import (
     LockedCase,
     LockedFile,
     LockedSeries,
     LockedStudy,
-    case_document,
     check_api_url_matches,
     fingerprints,
     load_lock,
 )
 from casesync.sync.plan import FIRST_STUDY_POSITION
+from casesync.sync.report import case_url
 from casesync.sync.runlock import run_lock
 
 if TYPE_CHECKING:
     from casesync.api.client import RadiopaediaClient
+    from casesync.api.credentials import TokenProvider, TokenSource
 
 EXTENSIONS = {DICOM: ".dcm", "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif"}
 MODALITIES = {  # DICOM Modality (0008,0060) -> Radiopaedia study modality
@@ -86,7 +86,9 @@ class _Series:
     files: list[tuple[str, FileFacts]] = field(default_factory=list)  # name, facts; stack order
 
 
-def import_cases(settings: ImportSettings, notice: Callable[[str], None]) -> list[str]:
+def import_cases(
+    settings: ImportSettings, notice: Callable[[str], None], tokens: TokenSource
+) -> list[str]:
     """Import one case (``case_id``) or every unrecorded draft; one line per case imported."""
     if (settings.case_id is None) == (not settings.all_drafts):
         raise ConfigError("say what to import", hint="give --case-id N or --all-drafts")
@@ -101,19 +103,18 @@ def import_cases(settings: ImportSettings, notice: Callable[[str], None]) -> lis
         check_api_url_matches(lock, api_url, lock_path)
         ledger = Ledger(root, lock_path, lock)
         ledger.recover()
-        done = asyncio.run(_run(settings, api_url, ledger, notice))
+        done = asyncio.run(_run(settings, tokens(api_url), ledger, notice))
         ledger.compact()
     return done
 
 
 async def _run(
-    settings: ImportSettings, api_url: str, ledger: Ledger, notice: Callable[[str], None]
+    settings: ImportSettings, tokens: TokenProvider, ledger: Ledger, notice: Callable[[str], None]
 ) -> list[str]:
     from casesync.api.client import RadiopaediaClient  # aiohttp: only when importing
-    from casesync.api.credentials import token_provider
 
     recorded = {case.case_id: key for key, case in ledger.lock.cases.items()}
-    async with RadiopaediaClient(api_url, token_provider(api_url)) as client:
+    async with RadiopaediaClient(tokens.api_url, tokens) as client:
         listing = {case.id: case for case in await client.list_cases()}
         if settings.all_drafts:
             targets = [c for c in listing.values() if c.is_draft and c.id not in recorded]
@@ -124,7 +125,7 @@ async def _run(
             found = listing.get(settings.case_id)
             if found is None:
                 raise ConfigError(
-                    f"case {settings.case_id} is not in your case listing on {api_url}",
+                    f"case {settings.case_id} is not in your case listing on {tokens.api_url}",
                     hint="only your own cases (not deleted) can be imported",
                 )
             if found.id in recorded:
@@ -187,8 +188,8 @@ async def _import_one(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     entry = _lock_entry(case, folder, series)
-    intent = ledger.begin("adopt", key, "import", {"entry": case_document(entry)})
-    ledger.finish(intent, {"case_id": case.id})
+    intent = ledger.begin(key, "import", AdoptRecord(entry))
+    ledger.finish(intent, CaseMade(case.id))
     files = sum(len(s.files) for s in series)
     return (
         f"imported case {case.id} ({case_url(client.api_url, case.id)}) into {folder}: "

@@ -13,18 +13,18 @@ the journal keeps it and the next run folds it in.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import datetime as dt
-import json
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from casesync.errors import LockfileError, StateWriteError
-from casesync.fsutil import atomic_write, ensure_dir, open_nofollow, read_regular
 from casesync.settings import STATE_DIR
+from casesync.sync.journalfile import LOCAL_KINDS, Journal, Kind
 from casesync.sync.lockfile import (
     BadField,
     Lock,
@@ -32,20 +32,15 @@ from casesync.sync.lockfile import (
     LockedFile,
     LockedSeries,
     LockedStudy,
+    case_document,
     parse_case,
     remove_stale_temp_files,
     save_lock,
     want,
-    want_fields,
     want_id,
-    want_optional,
 )
 
 JOURNAL_FILE = "journal.jsonl"
-REMOTE_KINDS = ("case", "study", "series")  # a request to the server
-LOCAL_KINDS = ("adopt", "forget")  # the user's word about the site: no request is sent
-KINDS = REMOTE_KINDS + LOCAL_KINDS
-LINE_TYPES = ("intent", "done", "not-created")
 RECOVER_HINT = (
     "free disk space (or fix the folder), then run 'casesync apply' again: it first records "
     "in the lockfile what .casesync/journal.jsonl holds, and creates nothing twice; never "
@@ -62,15 +57,196 @@ def utc_now() -> str:
 
 
 @dataclass(frozen=True)
+class CaseRecord:
+    """What a case create will put in the lock, minus the case id the server gives."""
+
+    title: str
+    fields: dict[str, str]  # fingerprints of what was sent
+    kind: ClassVar[Kind] = "case"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaseRecord:
+        return cls(data["title"], dict(data["fields"]))
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    case_id: int
+    position: int
+    key: str | None
+    fields: dict[str, str]
+    study_index: int | None = None  # in the manifest; for a reader of the journal
+    kind: ClassVar[Kind] = "study"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StudyRecord:
+        return cls(
+            data["case_id"],
+            data["position"],
+            data.get("key"),
+            dict(data["fields"]),
+            data.get("study_index"),
+        )
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    case_id: int
+    study_id: int
+    content_id: str
+    key: str | None
+    fields: dict[str, str]
+    files: tuple[LockedFile, ...]  # in slice order, each with its upload id
+    kind: ClassVar[Kind] = "series"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"files": [dataclasses.asdict(f) for f in self.files]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeriesRecord:
+        files = tuple(
+            LockedFile(f["path"], f["size"], f["sha256"], f.get("upload_id")) for f in data["files"]
+        )
+        return cls(
+            data["case_id"],
+            data["study_id"],
+            data["content_id"],
+            data.get("key"),
+            dict(data["fields"]),
+            files,
+        )
+
+
+@dataclass(frozen=True)
+class AdoptRecord:
+    """``casesync adopt`` or ``import``: a whole lock entry for a case that exists on the site."""
+
+    entry: LockedCase
+    kind: ClassVar[Kind] = "adopt"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entry": case_document(self.entry)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AdoptRecord:
+        return cls(parse_case(data["entry"], "record.entry"))
+
+
+@dataclass(frozen=True)
+class ForgetRecord:
+    """``casesync forget`` (or ``apply --recreate``): the case leaves the lock."""
+
+    case_id: int
+    kind: ClassVar[Kind] = "forget"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ForgetRecord:
+        return cls(data["case_id"])
+
+
+Record = CaseRecord | StudyRecord | SeriesRecord | AdoptRecord | ForgetRecord
+RECORDS: dict[str, type[Record]] = {
+    "case": CaseRecord,
+    "study": StudyRecord,
+    "series": SeriesRecord,
+    "adopt": AdoptRecord,
+    "forget": ForgetRecord,
+}
+
+
+@dataclass(frozen=True)
+class CaseMade:
+    """The server's answer to a case create (or the case adopted from the listing)."""
+
+    case_id: int
+    created_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StudyMade:
+    study_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SeriesMade:
+    job_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """A forget's result: nothing from the server."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
+Made = CaseMade | StudyMade | SeriesMade | Forgotten
+
+
+def made_from_json(kind: str, remote: dict[str, Any]) -> Made:
+    """A done line's remote ids, checked against the kind of its intent (``BadField``)."""
+    if kind == "forget":
+        return Forgotten()
+    if kind in ("case", "adopt"):
+        created_at = want(remote.get("created_at", ""), "remote.created_at", str)
+        return CaseMade(want_id(remote.get("case_id"), "remote.case_id"), created_at)
+    if kind == "study":
+        return StudyMade(want_id(remote.get("study_id"), "remote.study_id"))
+    job_id = want(remote.get("job_id"), "remote.job_id", str)
+    if not job_id:
+        raise BadField("remote.job_id is empty")
+    return SeriesMade(job_id)
+
+
+@dataclass(frozen=True)
 class Intent:
     """A create about to be sent; ``record`` is its future lock entry minus the remote id."""
 
     ref: str
-    kind: str  # case | study | series
     case: str  # the case key
     label: str  # "case", "study 2", "study 2 series 1"
     at: str  # ISO-8601 UTC, written before the request left
-    record: dict[str, Any]
+    record: Record
+
+    @property
+    def kind(self) -> Kind:
+        return self.record.kind
+
+    def to_json(self) -> dict[str, Any]:
+        """The journal's intent line."""
+        return {
+            "t": "intent",
+            "ref": self.ref,
+            "kind": self.kind,
+            "case": self.case,
+            "label": self.label,
+            "at": self.at,
+            "record": self.record.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> Intent:
+        """An intent line already checked by ``check_entry``."""
+        record = RECORDS[entry["kind"]].from_json(entry["record"])
+        return cls(entry["ref"], entry["case"], entry["label"], entry["at"], record)
 
     @property
     def sent_at(self) -> dt.datetime:
@@ -93,77 +269,6 @@ class Intent:
         )
 
 
-class Journal:
-    """Append-only lines, each fsynced before the call returns."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append(self, entry: dict[str, Any]) -> None:
-        """Write and fsync one line; on failure cut the file back, so no torn line is left."""
-        ensure_dir(self.path.parent.parent, self.path.parent)  # .casesync: not a symlink
-        line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
-        fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            start = os.fstat(fd).st_size
-            try:
-                left = memoryview(line.encode())
-                while left:
-                    left = left[os.write(fd, left) :]
-                os.fsync(fd)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, start)
-                raise
-        finally:
-            os.close(fd)
-
-    def entries(self) -> list[tuple[int, dict[str, Any]]]:
-        """Every line with its number, checked; a torn last line (killed mid-write) is left out."""
-        try:
-            data = read_regular(self.path, None, str(self.path), follow=False)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise LockfileError(
-                f"cannot read {self.path} ({exc.strerror})", hint="fix its permissions"
-            ) from None
-        lines = data.split(b"\n")
-        torn = lines.pop()  # empty when the file ends with a newline, as every write does
-        entries = [(number, self._line(number, line)) for number, line in enumerate(lines, 1)]
-        if torn:
-            with contextlib.suppress(LockfileError):
-                entries.append((len(lines) + 1, self._line(len(lines) + 1, torn)))
-        return entries
-
-    def _line(self, number: int, line: bytes) -> dict[str, Any]:
-        try:
-            entry = json.loads(line.decode("utf-8"))
-            _check_entry(entry)
-        except UnicodeDecodeError:
-            raise self.corrupt(number, "it is not UTF-8 text") from None
-        except BadField as exc:
-            raise self.corrupt(number, str(exc)) from None
-        except (ValueError, RecursionError):
-            raise self.corrupt(number, "it is not a JSON line") from None
-        return dict(entry)
-
-    def corrupt(self, number: int, problem: str) -> LockfileError:
-        return LockfileError(
-            f"{self.path} line {number} is corrupt: {problem}",
-            hint="casesync did not write it: correct or remove that line, keeping every other; "
-            "never delete the journal while creates are unsettled (it holds remote ids)",
-        )
-
-    def rewrite(self, entries: list[dict[str, Any]]) -> None:
-        """Replace the journal atomically (compaction); no entries removes it."""
-        if not entries:
-            self.path.unlink(missing_ok=True)
-            return
-        text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
-        atomic_write(self.path, text)
-
-
 class Ledger:
     """The journal and the lock together: every result lands in both, in order.
 
@@ -179,7 +284,7 @@ class Ledger:
         self.write_error: StateWriteError | None = None
         self._open: dict[str, Intent] = {}
         # results folded into ``lock`` that no saved lockfile holds yet, with their done lines
-        self._unsaved: dict[str, tuple[Intent, dict[str, Any]]] = {}
+        self._unsaved: dict[str, tuple[Intent, Made]] = {}
         self._dirty = False  # ``lock`` differs from the lockfile on disk
 
     @property
@@ -205,25 +310,24 @@ class Ledger:
         self._write(self.journal.path, self._compact)  # drops a torn last line too
         return self.open_intents
 
-    def begin(self, kind: str, case: str, label: str, record: dict[str, Any]) -> Intent:
+    def begin(self, case: str, label: str, record: Record) -> Intent:
         """Journal a create before it is sent; raises (and nothing is sent) if that fails."""
-        intent = Intent(uuid.uuid4().hex[:12], kind, case, label, utc_now(), record)
-        self._write(self.journal.path, lambda: self.journal.append(_entry(intent)))
+        intent = Intent(uuid.uuid4().hex[:12], case, label, utc_now(), record)
+        self._write(self.journal.path, lambda: self.journal.append(intent.to_json()))
         self._open[intent.ref] = intent
         return intent
 
-    def finish(self, intent: Intent, remote: dict[str, Any]) -> None:
+    def finish(self, intent: Intent, made: Made) -> None:
         """The create succeeded (or was found on the server): journal it, then the lock.
 
         Either write may fail; the result is lost only if both do (and then its intent is
         still journaled, so the next run settles it instead of creating it again).
         """
-        self._dirty = fold(self.lock, intent, remote) or self._dirty  # refuses before writing
-        done = {"t": "done", "ref": intent.ref, "remote": remote}
+        self._dirty = fold(self.lock, intent, made) or self._dirty  # refuses before writing
         self._open.pop(intent.ref, None)
-        self._unsaved[intent.ref] = (intent, done)
+        self._unsaved[intent.ref] = (intent, made)
         with contextlib.suppress(StateWriteError):  # kept in write_error; the lock may hold it
-            self._write(self.journal.path, lambda: self.journal.append(done))
+            self._write(self.journal.path, lambda: self.journal.append(_done(intent, made)))
         self._save()
 
     def not_created(self, intent: Intent, reason: str) -> None:
@@ -252,9 +356,9 @@ class Ledger:
             self._write(self.journal.path, self._compact)
 
     def _compact(self) -> None:
-        entries = [_entry(intent) for intent in self._open.values()]
-        for intent, done in self._unsaved.values():
-            entries += [_entry(intent), done]
+        entries = [intent.to_json() for intent in self._open.values()]
+        for intent, made in self._unsaved.values():
+            entries += [intent.to_json(), _done(intent, made)]
         self.journal.rewrite(entries)
 
     def _save(self) -> None:
@@ -284,15 +388,15 @@ def replay(journal: Journal, lock: Lock) -> tuple[list[Intent], bool]:
     folded = False
     for number, entry in journal.entries():
         if entry["t"] == "intent":
-            pending[entry["ref"]] = _intent(entry)
+            pending[entry["ref"]] = Intent.from_json(entry)
         elif entry["ref"] in pending:
             intent = pending.pop(entry["ref"])
             if entry["t"] == "done":
                 try:
-                    remote = checked_remote(intent.kind, entry["remote"])
+                    made = made_from_json(intent.kind, entry["remote"])
                 except BadField as exc:
                     raise journal.corrupt(number, str(exc)) from None
-                folded = fold(lock, intent, remote) or folded
+                folded = fold(lock, intent, made) or folded
     unsettled = [
         intent
         for intent in pending.values()
@@ -301,170 +405,96 @@ def replay(journal: Journal, lock: Lock) -> tuple[list[Intent], bool]:
     return unsettled, folded
 
 
-def _entry(intent: Intent) -> dict[str, Any]:
-    return {
-        "t": "intent",
-        "ref": intent.ref,
-        "kind": intent.kind,
-        "case": intent.case,
-        "label": intent.label,
-        "at": intent.at,
-        "record": intent.record,
-    }
-
-
-def _intent(entry: dict[str, Any]) -> Intent:
-    return Intent(
-        entry["ref"], entry["kind"], entry["case"], entry["label"], entry["at"], entry["record"]
-    )
-
-
-def _check_entry(entry: Any) -> None:
-    """A journal line as casesync writes it, or ``BadField`` naming what is not."""
-    entry = want(entry, "the line", dict)
-    if entry.get("t") not in LINE_TYPES:
-        raise BadField(f'"t" is {entry.get("t")!r}, not one of {", ".join(LINE_TYPES)}')
-    if not want(entry.get("ref"), "ref", str):
-        raise BadField("ref is empty")
-    if entry["t"] == "done":
-        want(entry.get("remote"), "remote", dict)
-    if entry["t"] != "intent":
-        return
-    kind = entry.get("kind")
-    if kind not in KINDS:
-        raise BadField(f"kind is {kind!r}, not one of {', '.join(KINDS)}")
-    if not want(entry.get("case"), "case", str):
-        raise BadField("case is empty")
-    want(entry.get("label"), "label", str)
-    try:
-        dt.datetime.fromisoformat(want(entry.get("at"), "at", str))
-    except ValueError:
-        raise BadField(f"at is {entry['at']!r}, not a time") from None
-    _check_record(kind, want(entry.get("record"), "record", dict))
-
-
-def _check_record(kind: str, record: dict[str, Any]) -> None:
-    """The future lock entry: everything ``fold`` reads, with the types the lock needs."""
-    if kind == "adopt":
-        try:
-            parse_case(record.get("entry"), "record.entry")
-        except (BadField, LockfileError) as exc:
-            raise BadField(str(exc)) from None
-        return
-    if kind == "forget":
-        want_id(record.get("case_id"), "record.case_id")
-        return
-    want_fields(record.get("fields"), "record.fields")
-    if kind == "case":
-        want(record.get("title"), "record.title", str)
-        return
-    want_id(record.get("case_id"), "record.case_id")
-    want_optional(record.get("key"), "record.key", str)
-    if kind == "study":
-        want(record.get("position"), "record.position", int)
-        return
-    want_id(record.get("study_id"), "record.study_id")
-    want(record.get("content_id"), "record.content_id", str)
-    for n, file in enumerate(want(record.get("files"), "record.files", list)):
-        where = f"record.files[{n}]"
-        want(want(file, where, dict).get("path"), f"{where}.path", str)
-        want(file.get("size"), f"{where}.size", int)
-        want(file.get("sha256"), f"{where}.sha256", str)
-        if file.get("upload_id") is not None:
-            want_id(file["upload_id"], f"{where}.upload_id")
-
-
-def checked_remote(kind: str, remote: dict[str, Any]) -> dict[str, Any]:
-    """A done line's remote ids, checked against the kind of its intent."""
-    if kind == "forget":
-        return remote
-    if kind in ("case", "adopt"):
-        want_id(remote.get("case_id"), "remote.case_id")
-        want(remote.get("created_at", ""), "remote.created_at", str)
-    elif kind == "study":
-        want_id(remote.get("study_id"), "remote.study_id")
-    elif not want(remote.get("job_id"), "remote.job_id", str):
-        raise BadField("remote.job_id is empty")
-    return remote
+def _done(intent: Intent, made: Made) -> dict[str, Any]:
+    return {"t": "done", "ref": intent.ref, "remote": made.to_json()}
 
 
 def _locked(lock: Lock, intent: Intent) -> bool:
     """The lock already holds what this intent was about to create (it is settled)."""
     case = lock.cases.get(intent.case)
-    if intent.kind == "case" or case is None:
-        return case is not None
     record = intent.record
-    if case.case_id != record["case_id"]:
+    if isinstance(record, (AdoptRecord, ForgetRecord)):
+        return True  # no request was sent: settled whether or not it finished
+    if isinstance(record, CaseRecord) or case is None:
+        return case is not None
+    if case.case_id != record.case_id:
         return False
-    if intent.kind == "study":
-        return any(s.position == record["position"] for s in case.studies)
+    if isinstance(record, StudyRecord):
+        return any(s.position == record.position for s in case.studies)
     return any(
-        series.content_id == record["content_id"] and series.key == record["key"]
+        series.content_id == record.content_id and series.key == record.key
         for study in case.studies
-        if study.study_id == record["study_id"]
+        if study.study_id == record.study_id
         for series in study.series
     )
 
 
-def fold(lock: Lock, intent: Intent, remote: dict[str, Any]) -> bool:
+def fold(lock: Lock, intent: Intent, made: Made) -> bool:
     """Add the created object to the lock unless it is already there; True when it changed."""
     record = intent.record
-    if intent.kind == "adopt":
-        lock.cases[intent.case] = parse_case(record["entry"], "record.entry")
+    if isinstance(record, AdoptRecord):
+        lock.cases[intent.case] = copy.deepcopy(record.entry)
         return True
-    if intent.kind == "forget":
+    if isinstance(record, ForgetRecord):
         return lock.cases.pop(intent.case, None) is not None
-    if intent.kind == "case":
-        if intent.case in lock.cases:
-            return False
-        taken = [key for key, c in lock.cases.items() if c.case_id == remote["case_id"]]
-        if taken:
-            raise LockfileError(
-                f"case id {remote['case_id']} is already recorded for {taken[0]}, so it cannot "
-                f"also be {intent.case}",
-                hint="look at the case on the site again: each case key has its own case",
-            )
-        lock.cases[intent.case] = LockedCase(
-            case_id=int(remote["case_id"]),
-            created_at=str(remote.get("created_at", "")),
-            fields=dict(record["fields"]),
-        )
-        return True
+    if isinstance(record, CaseRecord):
+        return _fold_case(lock, intent.case, record, _made(made, CaseMade))
     case = lock.cases.get(intent.case)
-    if case is None or case.case_id != record["case_id"]:
+    if case is None or case.case_id != record.case_id:
         raise LockfileError(
             f"the journal records a {intent.kind} of case {intent.case} (id "
-            f"{record['case_id']}) that casesync.lock does not hold",
+            f"{record.case_id}) that casesync.lock does not hold",
             hint="restore casesync.lock from git, then run apply again",
         )
-    if intent.kind == "study":
-        study_id = int(remote["study_id"])
+    if isinstance(record, StudyRecord):
+        study_id = _made(made, StudyMade).study_id
         if any(s.study_id == study_id for s in case.studies):
             return False
-        case.studies.append(
-            LockedStudy(study_id, int(record["position"]), record["key"], dict(record["fields"]))
-        )
+        case.studies.append(LockedStudy(study_id, record.position, record.key, dict(record.fields)))
         return True
-    study = next((s for s in case.studies if s.study_id == record["study_id"]), None)
+    study = next((s for s in case.studies if s.study_id == record.study_id), None)
     if study is None:
         raise LockfileError(
-            f"the journal records a series of study {record['study_id']} of case {intent.case} "
+            f"the journal records a series of study {record.study_id} of case {intent.case} "
             "that casesync.lock does not hold",
             hint="restore casesync.lock from git, then run apply again",
         )
-    job_id = str(remote["job_id"])
+    job_id = _made(made, SeriesMade).job_id
     if any(s.job_id == job_id for s in study.series):
         return False
     study.series.append(
         LockedSeries(
-            content_id=record["content_id"],
-            key=record["key"],
+            content_id=record.content_id,
+            key=record.key,
             job_id=job_id,
-            fields=dict(record["fields"]),
-            files=[
-                LockedFile(f["path"], f["size"], f["sha256"], f.get("upload_id"))
-                for f in record["files"]
-            ],
+            fields=dict(record.fields),
+            files=[dataclasses.replace(f) for f in record.files],
         )
     )
     return True
+
+
+def _fold_case(lock: Lock, key: str, record: CaseRecord, made: CaseMade) -> bool:
+    if key in lock.cases:
+        return False
+    taken = [other for other, c in lock.cases.items() if c.case_id == made.case_id]
+    if taken:
+        raise LockfileError(
+            f"case id {made.case_id} is already recorded for {taken[0]}, so it cannot "
+            f"also be {key}",
+            hint="look at the case on the site again: each case key has its own case",
+        )
+    lock.cases[key] = LockedCase(
+        case_id=made.case_id, created_at=made.created_at, fields=dict(record.fields)
+    )
+    return True
+
+
+MadeT = TypeVar("MadeT", CaseMade, StudyMade, SeriesMade)
+
+
+def _made(made: Made, kind: type[MadeT]) -> MadeT:
+    """The answer must be of the intent's kind (resolve checks it; a journal line too)."""
+    if not isinstance(made, kind):
+        raise LockfileError(f"a {type(made).__name__} cannot settle a create of another kind")
+    return made

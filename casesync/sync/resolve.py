@@ -15,7 +15,7 @@ from pathlib import Path
 from casesync.errors import ConfigError
 from casesync.project.validate import load_project_file
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.sync.journal import Ledger
+from casesync.sync.journal import CaseMade, Ledger, Made, SeriesMade, StudyMade
 from casesync.sync.lockfile import check_api_url_matches, load_lock
 from casesync.sync.runlock import run_lock
 
@@ -42,12 +42,17 @@ class Answer:
         return None
 
     @property
-    def remote(self) -> dict[str, object]:
+    def made(self) -> Made:
+        """What the user saw on the site, as the journal records a create's answer."""
         if self.case_id is not None:
-            return {"case_id": self.case_id}
+            return CaseMade(self.case_id)
         if self.study_id is not None:
-            return {"study_id": self.study_id}
-        return {"job_id": self.series_job}
+            return StudyMade(self.study_id)
+        return SeriesMade(str(self.series_job))
+
+    @property
+    def shown(self) -> str:
+        return str(next(v for v in (self.case_id, self.study_id, self.series_job) if v is not None))
 
 
 def resolve(
@@ -83,9 +88,10 @@ def resolve(
             ledger.not_created(intent, "the user found it was not created")
             done = f"{intent.describe()}: recorded as not created; apply will create it"
         else:
-            ledger.finish(intent, answer.remote)
-            shown = next(iter(answer.remote.values()))
-            done = f"{intent.describe()}: recorded as {intent.kind} {shown}; apply will go on"
+            ledger.finish(intent, answer.made)
+            done = (
+                f"{intent.describe()}: recorded as {intent.kind} {answer.shown}; apply will go on"
+            )
         ledger.compact()
     left = len(pending) - 1
     return done + (f" ({left} more unknown for this case)" if left else "")

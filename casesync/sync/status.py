@@ -11,16 +11,21 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from casesync.api.models import JobStatus
-from casesync.cli.progress import case_url
 from casesync.project.validate import load_project_file, validate_project
 from casesync.settings import LOCK_FILE, resolve_api_url
-from casesync.sync.journal import Intent, Journal, journal_path, replay
+from casesync.sync.journal import Intent, journal_path, replay
+from casesync.sync.journalfile import Journal
 from casesync.sync.lockfile import Lock, check_api_url_matches, load_lock
 from casesync.sync.plan import make_plan
-from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState, RemoteView, fetch_remote
+from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState, RemoteView
+from casesync.sync.report import case_url
 from casesync.sync.waiting import FINAL_JOB_STATES
+
+if TYPE_CHECKING:
+    from casesync.api.credentials import TokenSource
 
 UP_TO_DATE = "up to date"
 PENDING = "changes pending"
@@ -74,8 +79,8 @@ def status(
     api_url_flag: str | None = None,
     lock_path: Path | None = None,
     jobs: bool = False,
-    read: Callable[[str], RemoteView] = fetch_remote,
-    poll: JobPoller | None = None,
+    read: Callable[[str], RemoteView],
+    poll: JobPoller,
 ) -> StatusReport:
     """Every case of the repository (and of the lock) with its remote and local state."""
     project, _ = load_project_file(root)
@@ -108,7 +113,7 @@ def status(
         base = rows.get(intent.case) or _row(intent.case, lock, api_url, remote, UNKNOWN, ())
         rows[intent.case] = _with_unknown(base, intent)
     if jobs:
-        rows = _poll_jobs(rows, lock, api_url, poll or _poll_with_client)
+        rows = _poll_jobs(rows, lock, api_url, poll)
     return StatusReport(api_url, remote.checked_at, tuple(rows.values()), quota, jobs)
 
 
@@ -173,12 +178,14 @@ def _poll_jobs(
     return polled
 
 
-def _poll_with_client(api_url: str, wanted: list[tuple[int, int, str]]) -> dict[str, JobStatus]:
+def poll_with_client(
+    tokens: TokenSource, api_url: str, wanted: list[tuple[int, int, str]]
+) -> dict[str, JobStatus]:
+    """The status of each wanted job, asked with the caller's credentials."""
     from casesync.api.client import RadiopaediaClient
-    from casesync.api.credentials import token_provider
 
     async def run() -> dict[str, JobStatus]:
-        async with RadiopaediaClient(api_url, token_provider(api_url)) as client:
+        async with RadiopaediaClient(api_url, tokens(api_url)) as client:
             answers = await asyncio.gather(*(client.job_status(*item) for item in wanted))
         return {answer.job_id: answer for answer in answers}
 

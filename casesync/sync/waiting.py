@@ -15,6 +15,7 @@ from typing import Protocol
 from casesync.api.models import JobStatus
 from casesync.errors import ApiError
 from casesync.sync.journal import Ledger
+from casesync.sync.report import Step, StepEvents
 
 FINAL_JOB_STATES = ("completed-dicom-processing", "ready")
 
@@ -34,10 +35,6 @@ class MonotonicClock:
 
 class JobClient(Protocol):
     async def job_status(self, case_id: int, study_id: int, job_id: str) -> JobStatus: ...
-
-
-class StepEvents(Protocol):
-    def step(self, case: str, step: str, state: str, detail: str = "") -> None: ...
 
 
 class StillProcessing(Exception):
@@ -78,7 +75,7 @@ class JobWaiter:
                     continue  # adopted: nothing of ours to poll
                 if series.status in FINAL_JOB_STATES:
                     continue
-                step = f"processing job {series.job_id}"
+                step = Step.processing(series.job_id)
                 status = await self._poll(case_id, study.study_id, series.job_id, self.deadline)
                 recorded = status.status or (None if status.done else "processing")
                 self.ledger.record_job(key, series.job_id, recorded, status.series_id)
