@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from unittest import mock
 
+from casesync.problems import Problem
 from casesync.project.discover import find_case_manifests
-from casesync.project.yamlload import Problem
 
 
 def test_finds_each_manifest_once_in_order(tmp_path: Path) -> None:

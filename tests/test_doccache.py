@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from casesync.problems import Problem
 from casesync.project.doccache import DocumentCache, load_checked
-from casesync.project.yamlload import LoadedYaml, Problem
+from casesync.project.yamlload import LoadedYaml
 
 CASE = "title: T\nstudies:\n  - modality: CT\n    bogus: 1\ntitle: again\n"
 

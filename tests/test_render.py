@@ -15,8 +15,8 @@ from casesync.cli.render import (
     render_problems,
     summary_line,
 )
+from casesync.problems import Problem
 from casesync.project.manifest import SeriesNote
-from casesync.project.yamlload import Problem
 from casesync.sync.lockfile import Lock
 from casesync.sync.plan import Plan, make_plan
 

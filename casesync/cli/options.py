@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from casesync.api.credentials import TokenProvider, TokenSource
-    from casesync.project.yamlload import Problem
+    from casesync.problems import Problem
     from casesync.settings import Timeouts
 
 

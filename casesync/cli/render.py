@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from casesync.project.yamlload import Problem
+from casesync.problems import Problem
 from casesync.sync.plan import (
     PLAN_FORMAT_VERSION,
     Action,

@@ -10,8 +10,8 @@ import glob
 import os
 from pathlib import Path
 
+from casesync.problems import Problem
 from casesync.project.seriesfiles import glob_prefix
-from casesync.project.yamlload import Problem
 from casesync.settings import PROJECT_FILE
 
 

@@ -22,8 +22,9 @@ from typing import Any
 from casesync import __version__
 from casesync.files.cachedb import open_cache
 from casesync.fsutil import NotRegularFile, TooLarge, read_regular
+from casesync.problems import Problem
 from casesync.project.schema import schema_text
-from casesync.project.yamlload import MAX_DOCUMENT_BYTES, LoadedYaml, Problem, load_yaml_file
+from casesync.project.yamlload import MAX_DOCUMENT_BYTES, LoadedYaml, load_yaml_file
 
 Check = Callable[[LoadedYaml], list[Problem]]
 CACHE_FORMAT = f"2 {__version__} {sys.version_info[:2]}"  # marshal's format follows Python

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casesync.errors import ConfigError
-from casesync.project.yamlload import LoadedYaml, Problem
+from casesync.problems import Problem
+from casesync.project.yamlload import LoadedYaml
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator

@@ -20,8 +20,9 @@ from typing import Any
 
 from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts
+from casesync.problems import Problem
 from casesync.project.manifest import ImageFile, Location, SeriesSpec
-from casesync.project.yamlload import LoadedYaml, Problem
+from casesync.project.yamlload import LoadedYaml
 from casesync.wording import plural
 
 GLOB_CHARS = re.compile(r"[*?\[]")

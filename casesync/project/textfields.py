@@ -15,8 +15,9 @@ from typing import Any
 
 from casesync.fsutil import NotRegularFile, TooLarge, read_regular
 from casesync.markdown import FORMATS, HTML, MARKDOWN, active_content, render_markdown
+from casesync.problems import Problem
 from casesync.project.seriesfiles import confined_file
-from casesync.project.yamlload import MAX_DOCUMENT_BYTES, JsonPath, LoadedYaml, Problem
+from casesync.project.yamlload import MAX_DOCUMENT_BYTES, JsonPath, LoadedYaml
 
 TEXT_FIELDS = ("presentation", "body", "findings")
 

@@ -21,6 +21,7 @@ from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
 from casesync.phi.cache import PhiCache
 from casesync.phi.findings import FileReport, Finding, RuleSummary, summarize
 from casesync.phi.report import advice_lines, series_line
+from casesync.problems import Problem
 from casesync.project.discover import find_case_manifests, outside_problem
 from casesync.project.doccache import DocumentCache, load_checked
 from casesync.project.keys import DEFAULT_CASE_GLOBS
@@ -36,7 +37,7 @@ from casesync.project.manifest import (
 from casesync.project.schema import schema_problems
 from casesync.project.seriesfiles import DraftSeries, build_series, select_files
 from casesync.project.textfields import case_text_format, text_value
-from casesync.project.yamlload import LoadedYaml, Problem, YamlError
+from casesync.project.yamlload import LoadedYaml, YamlError
 from casesync.settings import PROJECT_FILE
 
 DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")

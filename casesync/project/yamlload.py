@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from casesync.fsutil import NotRegularFile, TooLarge, read_regular
-from casesync.wording import with_hint
+from casesync.problems import Problem
 
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a case manifest is text; a megabyte is already absurd
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
@@ -28,27 +28,6 @@ BOOL_TAG = "tag:yaml.org,2002:bool"
 YAML12_BOOLEANS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
 
 JsonPath = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the input, located and explained (never a traceback)."""
-
-    file: str
-    line: int
-    col: int
-    message: str
-    hint: str | None = None
-    severity: str = "error"
-    order: int = 0  # among problems at one place (the PHI gate's lines: names and IDs first)
-    code: str = "invalid"  # the rule's stable name (README, "Problem codes"); every site sets it
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}: {self.severity}"
-        return f"{where}: {with_hint(self.message, self.hint)}"
-
-    def sort_key(self) -> tuple[str, int, int, int, str]:
-        return (self.file, self.line, self.col, self.order, self.message)
 
 
 @dataclass
