@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 from casesync.errors import ConfigError
 
+# The Markdown plan's default size: a GitHub comment holds 65,536 characters; leave room.
+MARKDOWN_BUDGET = 60_000
+
 PROJECT_FILE = "casesync.yaml"
 LOCK_FILE = "casesync.lock"
 STATE_DIR = ".casesync"

@@ -23,9 +23,8 @@ from casesync.cli.options import (
     start_dir,
     tokens_from_env,
 )
-from casesync.cli.render import MARKDOWN_BUDGET  # a default shown in --help
 from casesync.errors import ConfigError, ExitCode
-from casesync.settings import resolve_timeouts
+from casesync.settings import MARKDOWN_BUDGET, resolve_timeouts
 
 commands = typer.Typer()
 

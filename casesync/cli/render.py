@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from casesync.problems import Problem
+from casesync.settings import MARKDOWN_BUDGET
 from casesync.sync.plan import (
     PLAN_FORMAT_VERSION,
     Action,
@@ -237,7 +238,6 @@ def _md(text: str) -> str:
     return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-MARKDOWN_BUDGET = 60_000  # a GitHub comment holds 65,536 characters; leave room for the rest
 _COLLAPSED_NOTE = (
     "The plan is too long for one comment: the cases below are summarised. "
     "The full plan is in the job log (and in the JSON plan)."
