@@ -10,6 +10,7 @@ from test_plan import API, case, locked, manifest, series, study
 
 from casesync.cli.render import (
     MARKDOWN_MARKER,
+    describe_action,
     human_bytes,
     render_plan,
     render_problems,
@@ -18,7 +19,7 @@ from casesync.cli.render import (
 from casesync.problems import Problem
 from casesync.project.manifest import SeriesNote
 from casesync.sync.lockfile import Lock
-from casesync.sync.plan import Plan, make_plan
+from casesync.sync.plan import CreateSeries, Plan, make_plan
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -155,3 +156,10 @@ def test_plan_in_github_form_is_the_text_plan_plus_warning_annotations() -> None
     assert rendered.startswith(render_plan(plan, "text"))
     notes = [line for line in rendered.splitlines() if line.startswith("::")]
     assert len(notes) == plan.warning_count
+
+
+def test_a_series_without_perspective_or_specifics_is_described_without_a_blank_label() -> None:
+    action = CreateSeries(0, 1, None, 1, "image/png", 0, None, None, 1, 12_700)
+    assert describe_action(action) == (
+        "create series 1.2: 1 image (image/png), root 0; upload 1 file (12.7 kB)"
+    )

@@ -93,14 +93,15 @@ def describe_action(action: Action) -> str:
         where = f"(position {action.position})"
         return f"create study {action.study_index + 1}: {action.modality}{caption} {where}"
     if isinstance(action, CreateSeries):
-        label = ", ".join(x for x in (action.perspective, action.specifics) if x) or "series"
+        label = ", ".join(x for x in (action.perspective, action.specifics) if x)
         upload = (
             f"upload {plural(action.upload_files, 'file')} ({human_bytes(action.upload_bytes)})"
             if action.upload_files
             else "all files already on the server"
         )
         return (
-            f"create series {action.study_index + 1}.{action.series_index + 1}: {label}: "
+            f"create series {action.study_index + 1}.{action.series_index + 1}: "
+            f"{label + ': ' if label else ''}"
             f"{plural(action.image_count, 'image')} ({action.image_format}), "
             f"root {action.root_index}; {upload}"
         )
