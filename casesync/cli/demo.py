@@ -108,8 +108,8 @@ def run_demo(settings: DemoSettings, events: Events, say: Say) -> None:
             f"{plural(files, 'file')} recorded)"
         )
         if settings.serve:
-            say(serve_banner(base_url, emulator.issue_tokens()["access_token"], project))
-            _wait_for_ctrl_c()
+            banner = serve_banner(base_url, emulator.issue_tokens()["access_token"], project)
+            _serve_until_ctrl_c(lambda: say(banner))
         if settings.keep:
             say(f"Kept the project in {project}.")
         else:
@@ -149,8 +149,10 @@ def serve_banner(base_url: str, access_token: str, project: Path) -> str:
     )
 
 
-def _wait_for_ctrl_c() -> None:
+def _serve_until_ctrl_c(announce: Callable[[], None]) -> None:
+    """Announce, then wait; a Ctrl-C that arrives right after the announcement is caught too."""
     try:
+        announce()
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
