@@ -90,9 +90,14 @@ def check_matches_manifests(root: Path, state: dict[str, Any]) -> None:
                 (s["sha256s"], s["root_index"], s["perspective"], s["specifics"])
                 for s in remote_study["series"]
             ]
-            assert got == wanted, spec.key
+            assert got == wanted, f"{spec.key}: got {_brief(got)}, wanted {_brief(wanted)}"
             attached.extend(u for s in remote_study["series"] for u in s["upload_ids"])
     assert len(attached) == len(set(attached)), "an upload id was attached twice"
+
+
+def _brief(series: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """A series as (file count, first hashes, root, perspective, specifics): short enough to read."""
+    return [([h[:6] for h in hashes], *rest) for hashes, *rest in series]
 
 
 def user_answers(root: Path, state: dict[str, Any], api_url: str) -> list[tuple[str, str, Answer]]:

@@ -100,9 +100,23 @@ def s3_puts(requests: dict[str, int]) -> int:
     return sum(n for name, n in requests.items() if name.startswith("PUT /s3/"))
 
 
+def settled_snapshot(emulator: EmulatorThread, timeout: float = 60.0) -> dict[str, Any]:
+    """The site as a user sees it once the server has finished what it was sent.
+
+    A killed apply's last create may still be in progress on the server (received, not yet
+    acted on); a user who looked at that moment would wrongly answer "not created".
+    """
+    deadline = time.monotonic() + timeout
+    while (state := emulator.snapshot())["in_flight"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the emulator still has {state['in_flight']} requests in flight")
+        time.sleep(0.005)
+    return state
+
+
 def settle_unknowns(root: Path, emulator: EmulatorThread, via_cli: bool = True) -> int:
     """Do what a user does after apply reports an unknown create: look, then resolve."""
-    answers = user_answers(root, emulator.snapshot(), emulator.base_url)
+    answers = user_answers(root, settled_snapshot(emulator), emulator.base_url)
     for key, kind, answer in answers:
         if via_cli:
             flag = {"study": "--study-id", "series": "--series-job"}[kind]

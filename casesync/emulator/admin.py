@@ -37,6 +37,7 @@ def snapshot(state: State) -> dict[str, Any]:
         "uploads": [dataclasses.asdict(u) for u in state.uploads.values()],
         "stored_blobs": len(state.blobs),
         "requests": dict(sorted(state.requests.items())),
+        "in_flight": state.in_flight,
         "faults": list(state.faults),
     }
 

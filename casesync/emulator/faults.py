@@ -73,6 +73,15 @@ class FaultInjector:
             return await handler(request)
         name = route_name(request)
         self.state.requests[name] += 1
+        self.state.in_flight += 1
+        try:
+            return await self._faulted(request, handler, name)
+        finally:
+            self.state.in_flight -= 1
+
+    async def _faulted(
+        self, request: web.Request, handler: Handler, name: str
+    ) -> web.StreamResponse:
         sequence = self.sequence
         self.sequence += 1
         rolls = [self.rng.random() for _ in range(7)]

@@ -181,6 +181,7 @@ class State:
             "image": 300001,
         }
         self.requests: Counter[str] = Counter()
+        self.in_flight = 0  # API requests received and not yet answered (the server is busy)
         self.faults: list[dict[str, Any]] = []
         self.dirty = False
         self.demo_user = self.add_user(DEMO_LOGIN)
