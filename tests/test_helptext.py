@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 import typer
@@ -14,7 +15,7 @@ from repofactory import SIMPLE_CASE, simple_repo, write_case
 from typer.testing import CliRunner
 
 from casesync.cli.app import app
-from casesync.cli.helptext import EPILOGS, epilog
+from casesync.cli.helptext import EPILOGS, CasesyncGroup, epilog
 from casesync.errors import ExitCode
 
 GOLDEN = Path(__file__).parent / "golden" / "help"
@@ -103,3 +104,25 @@ def test_completion_offers_the_projects_case_keys(tmp_path: Path) -> None:
     assert complete(root, "resolve", "mri") == ["mri-knee-02"]
     assert complete(tmp_path, "-C", "repo", "apply", "--case", "mri") == ["mri-knee-02"]
     assert complete(tmp_path, "apply", "--case", "") == []  # no project: nothing, no error
+
+
+def test_a_value_option_without_a_metavar_gets_one_from_its_type_or_name() -> None:
+    sub = typer.Typer(cls=CasesyncGroup, rich_markup_mode=None)
+
+    @sub.command()
+    def run(
+        src: Annotated[Path, typer.Argument()],
+        count: Annotated[int, typer.Option()] = 1,
+        ratio: Annotated[float, typer.Option()] = 1.0,
+        out: Annotated[Path, typer.Option()] = Path("."),
+        case_id: Annotated[str, typer.Option()] = "",
+    ) -> None:
+        """A command whose options name no metavar."""
+
+    @sub.command()
+    def other() -> None:
+        """A second command, so that ``run`` stays a subcommand."""
+
+    text = CliRunner().invoke(sub, ["run", "--help"], terminal_width=80).output
+    for shown in ("--count N", "--ratio NUMBER", "--out PATH", "--case-id ID", "[OPTIONS] PATH"):
+        assert shown in text, text

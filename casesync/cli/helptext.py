@@ -117,26 +117,25 @@ def epilog(name: str) -> str:
     return "\n\n".join(parts)
 
 
-# metavars by the parameter's type when the command did not name one
-_TYPE_METAVARS = {"int": "N", "float": "NUMBER", "Path": "PATH"}
+# metavars by the parameter's click type when the command did not name one
+_TYPE_METAVARS = {"int": "N", "float": "NUMBER", "path": "PATH"}
 
 
 def default_metavar(param: TyperOption | TyperArgument) -> str:
     """An int -> N, a float -> NUMBER, a path -> PATH, else the last word of the name in
     capitals (``--case-id`` -> ID, ``--format`` -> FORMAT)."""
-    bare = param.bare_type().removeprefix("list[").removesuffix("]").removesuffix(" | None")
-    return _TYPE_METAVARS.get(bare) or (param.name or "value").rsplit("_", 1)[-1].upper()
+    return _TYPE_METAVARS.get(param.type.name) or (param.name or "value").rsplit("_", 1)[-1].upper()
 
 
 class NamedArgument(TyperArgument):
     """An argument shown by its metavar alone, as git does: ``SRC DST`` in the usage line
-    (typer 0.29 writes ``{SRC}``) and no ``<str>`` beside it in the list."""
+    (typer writes ``{SRC}``) and no ``<str>`` beside it in the list."""
 
     def display_type_rich(self, ctx: Any) -> str | None:
         return None
 
     def get_usage_pieces(self, ctx: Any) -> list[str]:
-        name = self.metavar or self.display_name_raw
+        name = self.metavar or (self.name or "value").upper()
         return [name if self.required or name.startswith("[") else f"[{name}]"]
 
 
