@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from casesync.problems import Problem
 from casesync.settings import MARKDOWN_BUDGET
 from casesync.sync.plan import (
+    DRIFT_CODES,
     PLAN_FORMAT_VERSION,
     Action,
     Blocked,
@@ -26,10 +27,10 @@ from casesync.sync.plan import (
     Plan,
     PlanWarning,
 )
-from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState
 from casesync.wording import github_command, plural, with_hint
 
 if TYPE_CHECKING:  # status imports the planner and the executor: only its type is needed
+    from casesync.sync.remote import QuotaUse, RemoteState
     from casesync.sync.status import StatusReport
 
 MARKDOWN_MARKER = "<!-- casesync-plan -->"

@@ -11,13 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from casesync.project.manifest import CaseSpec, Manifest, SeriesSpec, StudySpec
-from casesync.sync.lockfile import Lock, LockedCase, LockedSeries, LockedStudy, fingerprints
-from casesync.sync.remote import QuotaUse, RemoteState, RemoteView
+from casesync.sync.lockfile import fingerprints
+
+if TYPE_CHECKING:  # types only: a plan read back from the memo needs none of these modules
+    from casesync.project.manifest import CaseSpec, Manifest, SeriesSpec, StudySpec
+    from casesync.sync.lockfile import Lock, LockedCase, LockedSeries, LockedStudy
+    from casesync.sync.remote import QuotaUse, RemoteState, RemoteView
 
 PLAN_FORMAT_VERSION = 1
 FIRST_STUDY_POSITION = 2  # position 1 is the case discussion
+DRIFT_CODES = ("case-deleted", "title-drift")  # plan warnings that come from the listing
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from casesync.sync.report import ApplyReport, Events
 
 DELETED = "deleted"
-DRIFT_CODES = ("case-deleted", "title-drift")  # plan warnings that come from the listing
 
 
 class ListingClient(Protocol):

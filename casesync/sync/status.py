@@ -19,8 +19,8 @@ from casesync.settings import LOCK_FILE, resolve_api_url
 from casesync.sync.journal import Intent, journal_path, replay
 from casesync.sync.journalfile import Journal
 from casesync.sync.lockfile import Lock, check_api_url_matches, load_lock
-from casesync.sync.plan import make_plan
-from casesync.sync.remote import DRIFT_CODES, QuotaUse, RemoteState, RemoteView
+from casesync.sync.plan import DRIFT_CODES, make_plan
+from casesync.sync.remote import QuotaUse, RemoteState, RemoteView
 from casesync.sync.report import case_url
 from casesync.sync.waiting import FINAL_JOB_STATES
 
