@@ -108,6 +108,18 @@ def choose_api_url(
     return choice
 
 
+def api_url_inputs(flag: str | None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What ``choose_api_url`` reads besides casesync.yaml: a plan memo keys on these (and on
+    the stat of the credentials file named here)."""
+    from casesync.api.logins import credentials_path
+
+    return {
+        "--api-url": flag or "",
+        "CASESYNC_API_URL": env_value("CASESYNC_API_URL", env) or "",
+        "credentials": str(credentials_path(env)),
+    }
+
+
 def _stored_logins(env: Mapping[str, str] | None) -> Callable[[], Sequence[str]]:
     def read() -> Sequence[str]:
         from casesync.api.logins import credentials_path, stored_api_urls

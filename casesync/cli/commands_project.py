@@ -114,7 +114,7 @@ def plan(
     from casesync.cli.progress import hashing_progress
     from casesync.cli.render import render_json, render_plan
     from casesync.fsutil import atomic_write
-    from casesync.sync.workflow import InvalidProject, prepare_plan
+    from casesync.sync.workflow import InvalidProject, plan_only, prepare_plan
 
     if max_chars < 1000:
         raise typer.BadParameter(
@@ -126,13 +126,15 @@ def plan(
     problems_format = "text" if fmt == "markdown" else fmt
     try:
         with hashing_progress(output(ctx)) as progress:
-            prepared = prepare_plan(
-                root, api_url_flag=api_url, lock_path=lockfile, progress=progress
-            )
+            if refresh:  # the listing is diffed against the manifest and the lock themselves
+                prepared = prepare_plan(
+                    root, api_url_flag=api_url, lock_path=lockfile, progress=progress
+                )
+            else:
+                plan_ = plan_only(root, api_url_flag=api_url, lock_path=lockfile, progress=progress)
     except InvalidProject as exc:
         print_problems(exc.result.problems, problems_format, exc.result.advice)
         raise
-    plan_ = prepared.plan
     if refresh:
         from casesync.sync.plan import make_plan
         from casesync.sync.remote import fetch_remote
