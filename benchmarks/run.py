@@ -1,6 +1,6 @@
 """casesync against what users would otherwise do, each pair measured side by side in one run.
 
-    python benchmarks/run.py [--quick] [--only 0,1,2,3,4,5] [--baseline DIR]
+    python benchmarks/run.py [--quick] [--only 0,1,2,3,4,5] [--baseline DIR [--baseline-python PY]]
 
 Generates everything it needs in a temporary folder (no downloads; DICOM slices come from
 pydicom's bundled CT_small.dcm, tiled to 512 x 512 and anonymised by casesync), prints one
@@ -8,7 +8,8 @@ Markdown table, and removes the data. The full run needs about 10 GB of free dis
 
 ``--baseline DIR`` also times the whole-process rows (0 and 2) with an older casesync whose
 package folder is ``DIR/casesync`` (e.g. ``git archive REV casesync | tar -x -C DIR``), run
-interleaved with the current one so that both see the same machine load.
+interleaved with the current one so that both see the same machine load. ``--baseline-python``
+runs it with another interpreter (a virtualenv holding the libraries that casesync pinned then).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from casesync.emulator import EmulatorConfig, EmulatorThread  # noqa: E402
 from casesync.files.hashing import gather_facts  # noqa: E402
 from casesync.phi.anonymise import anonymise_tree  # noqa: E402
 from casesync.phi.gate import check_files  # noqa: E402
-from casesync.sync.workflow import prepare_plan  # noqa: E402
+from casesync.sync.workflow import plan_only, prepare_plan  # noqa: E402
 
 SLICES_PER_CASE = 200
 PROCESS_RUNS = 9  # whole-process rows: the median of this many runs, commands interleaved
@@ -153,10 +154,18 @@ class Command:
     env: dict[str, str] | None = None  # None: this process's environment
 
 
-def casesync_command(args: list[str], cwd: Path, baseline: Path | None = None) -> Command:
+@dataclass(frozen=True)
+class Baseline:
+    folder: Path  # holds the older casesync/ package
+    python: str  # the interpreter (and so the libraries) it runs with
+
+
+def casesync_command(args: list[str], cwd: Path, baseline: Baseline | None = None) -> Command:
     """``python -m casesync ARGS``; with ``baseline``, the package found in that folder."""
-    env = None if baseline is None else {**os.environ, "PYTHONPATH": str(baseline)}
-    return Command([sys.executable, "-m", "casesync", *args], cwd, env)
+    if baseline is None:
+        return Command([sys.executable, "-m", "casesync", *args], cwd)
+    env = {**os.environ, "PYTHONPATH": str(baseline.folder)}
+    return Command([baseline.python, "-m", "casesync", *args], cwd, env)
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,7 @@ def median_timings(commands: dict[str, Command], runs: int = PROCESS_RUNS) -> di
 STARTUP = {"a": ["--version"], "b": ["validate", "--help"]}
 
 
-def bench_startup(work: Path, baseline: Path | None) -> list[Row]:
+def bench_startup(work: Path, baseline: Baseline | None) -> list[Row]:
     """0. What every command pays before it does anything: interpreter, imports, typer."""
     commands = {"python": Command([sys.executable, "-c", "pass"], work)}
     for label, args in STARTUP.items():
@@ -255,7 +264,7 @@ def git_commit_all(root: Path) -> None:
         subprocess.run(["git", *argv], cwd=root, env=env, check=True)
 
 
-def bench_noop_plan(work: Path, cases: int, files: int, baseline: Path | None) -> list[Row]:
+def bench_noop_plan(work: Path, cases: int, files: int, baseline: Baseline | None) -> list[Row]:
     """2. A plan with nothing to do, in-process and as a whole process, against the floor."""
     root = work / "plan-repo"
     generate_repo(root, cases, files // cases)
@@ -269,17 +278,30 @@ def bench_noop_plan(work: Path, cases: int, files: int, baseline: Path | None) -
         plans.append(time.perf_counter() - start)
         assert not prepared.plan.has_changes
     ours = min(plans)
+    plan_only(root)  # computes once more and stores the memo (the tree is seconds old by now)
+    memo = root / ".casesync" / "cache" / "plan.json"
+    assert memo.exists(), "the tree is still inside the memo's 2-second racy window"
+    stored = memo.stat().st_mtime_ns
+    remembered = min(timed(lambda: plan_only(root)) for _ in range(3))
     theirs = min(timed(lambda: walk(str(root))) for _ in range(3))
     size = f"{cases} cases / {files:,} files"
     rows = [
         Row(
-            f"2. no-op plan in-process, {size}",
+            f"2. no-op plan in-process, computed (memo miss), {size}",
             f"{ours:.2f} s",
             f"scandir+stat {theirs:.2f} s",
             f"{ours / theirs:.2f}",
             "",
             None,
-        )
+        ),
+        Row(
+            f"2a. no-op plan in-process, the memo read back, {size}",
+            f"{remembered:.3f} s",
+            f"scandir+stat {theirs:.3f} s",
+            f"{remembered / theirs:.2f}",
+            "",
+            None,
+        ),
     ]
     commands = {
         "": casesync_command(["plan", "--detailed-exitcode"], root),
@@ -294,6 +316,7 @@ def bench_noop_plan(work: Path, cases: int, files: int, baseline: Path | None) -
         before = casesync_command(["plan", "--detailed-exitcode"], before_root, baseline)
         commands[", before"] = before
     timings = median_timings(commands)
+    assert memo.stat().st_mtime_ns == stored, "a plan process missed the memo"
     git, walked = timings["git"], timings["walk"]
     for suffix in ("", ", before") if baseline else ("",):
         plan = timings[suffix]
@@ -493,10 +516,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller data, a few minutes")
     parser.add_argument("--only", help="comma-separated benchmark numbers, e.g. 1,2")
     parser.add_argument("--baseline", type=Path, help="folder holding an older casesync/")
+    parser.add_argument("--baseline-python", default=sys.executable, help="its interpreter")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     only = set(args.only.split(",")) if args.only else {"0", "1", "2", "3", "4", "5"}
-    baseline = args.baseline.resolve() if args.baseline else None
+    baseline = Baseline(args.baseline.resolve(), args.baseline_python) if args.baseline else None
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="casesync-bench-") as tmp:
         work = Path(tmp)
