@@ -250,3 +250,14 @@ def test_the_plan_command_shows_the_remembered_plan(
     assert first.exit_code == second.exit_code == 0, first.output
     assert computed.calls == 1
     assert second.output == first.output
+
+
+def test_another_user_does_not_reuse_the_plan(
+    tmp_path: Path, computed: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that user can read may be unreadable to another: nothing in its stat says so."""
+    root = simple_repo(tmp_path / "repo")
+    workflow.plan_only(root, clock=LATER)
+    monkeypatch.setattr(os, "geteuid", lambda: 4321)
+    workflow.plan_only(root, clock=LATER)
+    assert computed.calls == 2

@@ -84,8 +84,9 @@ def snapshot(
             _stat_into(numbers, Path(origin))
     except OSError:
         return None
-    digest = hashlib.sha256()
-    digest.update(json.dumps([__version__, dict(settings)], sort_keys=True).encode())
+    reader = [getattr(os, name, lambda: None)() for name in ("geteuid", "getegid")]
+    digest = hashlib.sha256()  # reader: whether a file can be read depends on who asks
+    digest.update(json.dumps([__version__, reader, dict(settings)], sort_keys=True).encode())
     digest.update("\0".join(names).encode())
     digest.update(numbers.tobytes())
     newest = max(numbers[3::5], default=0)
