@@ -261,3 +261,12 @@ def test_another_user_does_not_reuse_the_plan(
     monkeypatch.setattr(os, "geteuid", lambda: 4321)
     workflow.plan_only(root, clock=LATER)
     assert computed.calls == 2
+
+
+def test_without_a_posix_walk_the_plan_is_always_computed(
+    tmp_path: Path, computed: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planmemo, "FD_WALK", False)  # as on Windows, whose ctime is creation
+    root = simple_repo(tmp_path / "repo")
+    assert plan_twice(root, computed, lambda: None)[2] == 2
+    assert not (root / MEMO).exists()

@@ -44,6 +44,9 @@ LIBRARIES = ("yaml", "jsonschema", "pydicom", "markdown_it", "nh3")  # validatio
 PROJECT_SKIPPED = frozenset({".git", STATE_DIR})
 GIT_ONLY = frozenset({".git"})
 CODE_SKIPPED = frozenset({"__pycache__"})  # written by the interpreter as it imports
+# POSIX: listing and stat relative to an open folder, and a ctime that is a change time (on
+# Windows it is the creation time, so a rewrite could go unseen): elsewhere plan always computes
+FD_WALK = os.listdir in os.supports_fd and os.stat in os.supports_dir_fd and os.name == "posix"
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,9 @@ def snapshot(
     clock: Callable[[], int] = time.time_ns,
 ) -> Snapshot | None:
     """Walk the project and digest it with ``extra_files`` and ``settings``; None when some
-    folder cannot be listed or changes under the walk (then there is no memo to trust)."""
+    folder cannot be listed or changes under the walk, or off POSIX (no memo to trust)."""
+    if not FD_WALK:
+        return None
     taken = clock()
     names: list[str] = []
     numbers = array("q")
