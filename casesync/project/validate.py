@@ -6,41 +6,26 @@ network access happens here, ever; plan and apply run this first.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from casesync.api import vocab
-from casesync.api.models import CaseFields
 from casesync.files.hashing import FactsCache, FileFacts, gather_facts
 from casesync.fsutil import resolves_inside, state_folder
-from casesync.phi.cache import CACHE_FILE as PHI_CACHE_FILE
-from casesync.phi.cache import PhiCache
-from casesync.phi.findings import FileReport, Finding, RuleSummary, summarize
-from casesync.phi.report import advice_lines, series_line
+from casesync.phi.findings import FileReport
 from casesync.problems import Problem
+from casesync.project.casebuild import build_case, check_unique_keys, lookup
 from casesync.project.discover import find_case_manifests, outside_problem
 from casesync.project.doccache import DocumentCache, load_checked
 from casesync.project.keys import DEFAULT_CASE_GLOBS
-from casesync.project.manifest import (
-    CaseSpec,
-    Location,
-    Manifest,
-    Project,
-    SeriesNote,
-    SeriesSpec,
-    StudySpec,
-)
+from casesync.project.manifest import Manifest, Project
+from casesync.project.phicheck import phi_gate
 from casesync.project.schema import schema_problems
 from casesync.project.seriesfiles import DraftSeries, build_series, select_files
-from casesync.project.textfields import case_text_format, text_value
 from casesync.project.yamlload import LoadedYaml, YamlError
 from casesync.settings import PROJECT_FILE
-
-DATE_LIKE = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\s*$")
 
 
 @dataclass
@@ -102,14 +87,14 @@ def validate_project(
         (draft.loaded.file, draft.path): build_series(draft, facts, problems) for draft in drafts
     }
     before_gate = len(problems)
-    reports, advice = _phi_gate(root, series_specs, problems, use_cache)
+    reports, advice = phi_gate(root, series_specs, problems, use_cache)
     tolerated = set() if phi_errors_block else {id(p) for p in problems[before_gate:]}
     cases = [
         case
         for loaded, schema_ok in case_docs
-        if (case := _build_case(root, loaded, schema_ok, series_specs, problems)) is not None
+        if (case := build_case(root, loaded, schema_ok, series_specs, problems)) is not None
     ]
-    _check_unique_keys(cases, problems)
+    check_unique_keys(cases, problems)
     problems.sort(key=Problem.sort_key)
     has_errors = any(p.severity == "error" and id(p) not in tolerated for p in problems)
     manifest = None if has_errors or project is None else Manifest(project, tuple(cases))
@@ -148,8 +133,8 @@ def _load_project(
     data = loaded.data
     defaults = data.get("defaults", {})
     found_before = len(problems)
-    _lookup(loaded, defaults, "system", vocab.SYSTEMS, problems, ("defaults",))
-    _lookup(
+    lookup(loaded, defaults, "system", vocab.SYSTEMS, problems, ("defaults",))
+    lookup(
         loaded,
         defaults,
         "diagnostic_certainty",
@@ -245,290 +230,3 @@ def _well_formed_series(data: dict[str, Any]) -> list[tuple[int, int, dict[str, 
             ):
                 found.append((s_index, r_index, series))
     return found
-
-
-def _phi_gate(
-    root: Path,
-    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
-    problems: list[Problem],
-    use_cache: bool,
-) -> tuple[list[FileReport], list[str]]:
-    """Run the PHI gate on every file; one problem per (series, rule), and the fix they share.
-
-    A series whose exact content already passed without any finding is skipped in one lookup;
-    the others go through one gate call per opt-in value, so worker processes start at most
-    twice, and only for files with no cached result. The gate's warnings are also attached to
-    their series (``SeriesSpec.notes``) for the plan. Returns the reports of flagged files and
-    the advice to print once after the problems.
-    """
-    flagged_all: list[FileReport] = []
-    summaries: list[RuleSummary] = []
-    cache = PhiCache(state_folder(root, "cache") / PHI_CACHE_FILE) if use_cache else None
-    try:
-        for reviewed in (False, True):
-            known_clean = cache.clean_series(reviewed) if cache else set()
-            todo = {
-                where: spec
-                for where, spec in series_specs.items()
-                if spec is not None
-                and spec.burned_in_reviewed == reviewed
-                and spec.content_id not in known_clean
-            }
-            findings = _file_findings(root, list(todo.values()), reviewed, cache)
-            clean = []
-            for where, spec in todo.items():
-                flagged = [
-                    FileReport(root / f.path, findings[f.path])
-                    for f in spec.files
-                    if findings[f.path]
-                ]
-                flagged_all.extend(flagged)
-                found = summarize(flagged)
-                summaries.extend(found)
-                series_specs[where] = _phi_findings(root, spec, found, problems)
-                if not flagged:
-                    clean.append(spec.content_id)
-            if cache:
-                cache.mark_clean_series(clean, reviewed)
-    finally:
-        if cache:
-            cache.close()
-    return flagged_all, advice_lines(summaries)
-
-
-def _file_findings(
-    root: Path, specs: list[SeriesSpec], reviewed: bool, cache: PhiCache | None
-) -> dict[str, tuple[Finding, ...]]:
-    """Findings per file path: cached ones first, the rest from one gate call."""
-    files = {f.path: f.sha256 for spec in specs for f in spec.files}
-    if not files:
-        return {}
-    cached = cache.get_many(list(set(files.values())), reviewed) if cache else {}
-    todo = [relpath for relpath, sha256 in files.items() if sha256 not in cached]
-    fresh: dict[str, tuple[Finding, ...]] = {}
-    if todo:
-        from casesync.phi.gate import check_files  # pydicom only when a file must be parsed
-
-        reports = check_files(
-            [root / relpath for relpath in todo],
-            burned_in_reviewed=reviewed,
-            cache=cache,
-            hashes={root / relpath: files[relpath] for relpath in todo},
-        )
-        fresh = dict(zip(todo, (report.findings for report in reports), strict=True))
-    return {
-        relpath: cached[sha256] if sha256 in cached else fresh[relpath]
-        for relpath, sha256 in files.items()
-    }
-
-
-def _phi_findings(
-    root: Path, spec: SeriesSpec, summaries: list[RuleSummary], problems: list[Problem]
-) -> SeriesSpec:
-    """Add a problem per rule, in the summaries' order; return the spec with its warnings."""
-    notes = []
-    for order, summary in enumerate(summaries, start=1):
-        example = summary.example.relative_to(root).as_posix()
-        message = series_line(summary, len(spec.files), example)
-        where = spec.location
-        problems.append(
-            Problem(
-                where.file,
-                where.line,
-                where.col,
-                message,
-                None,
-                summary.severity,
-                order,
-                code=summary.rule,
-            )
-        )
-        if summary.severity == "warning":
-            notes.append(SeriesNote(f"phi-{summary.rule}", message, summary.tags))
-    return replace(spec, notes=tuple(notes)) if notes else spec
-
-
-def _build_case(
-    root: Path,
-    loaded: LoadedYaml,
-    schema_ok: bool,
-    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
-    problems: list[Problem],
-) -> CaseSpec | None:
-    """Check what the schema cannot (vocabularies, age, key), then build the typed case."""
-    data = loaded.data
-    system_id = _lookup(loaded, data, "system", vocab.SYSTEMS, problems)
-    certainty_id = _lookup(
-        loaded, data, "diagnostic_certainty", vocab.DIAGNOSTIC_CERTAINTIES, problems
-    )
-    age = _check_age(loaded, data, problems)
-    studies = data.get("studies") if isinstance(data.get("studies"), list) else []
-    for s_index, study in enumerate(studies):
-        modality = study.get("modality") if isinstance(study, dict) else None
-        if isinstance(modality, str) and modality not in vocab.MODALITIES:
-            near = vocab.suggest(modality, vocab.MODALITIES)
-            problems.append(
-                loaded.problem(
-                    ("studies", s_index, "modality"),
-                    f"unknown modality {modality!r} (matched literally)",
-                    f"did you mean {near!r}?"
-                    if near
-                    else f"use one of {', '.join(vocab.MODALITIES)}",
-                    code="unknown-modality",
-                )
-            )
-    key = data.get("key") or Path(loaded.file).parent.as_posix()
-    if key == ".":
-        problems.append(
-            loaded.problem(
-                (),
-                "a case manifest at the project root needs a key",
-                "add key: ...",
-                code="missing-key",
-            )
-        )
-    text_format = case_text_format(data)
-    errors_before = len(problems)
-    presentation = text_value(root, loaded, (), "presentation", text_format, problems)
-    body = text_value(root, loaded, (), "body", text_format, problems)
-    study_specs = [
-        _build_study(root, loaded, i, study, series_specs, text_format, problems)
-        for i, study in enumerate(studies)
-    ]
-    sample = data.get("sample") is True
-    if sample:
-        problems.append(_sample_warning(loaded))
-    if not schema_ok or system_id is None or key == "." or None in study_specs:
-        return None  # its problems are reported; the manifest is not built anyway
-    if any(p.severity == "error" for p in problems[errors_before:]):
-        return None
-    fields = CaseFields(
-        title=data["title"],
-        system_id=system_id,
-        diagnostic_certainty_id=certainty_id,
-        suitable_for_quiz=data.get("suitable_for_quiz"),
-        presentation=presentation,
-        age=age,
-        gender=data.get("gender"),
-        body=body,
-    )
-    line, col = loaded.where_key(("key",)) if "key" in data else (1, 1)
-    return CaseSpec(
-        key,
-        fields,
-        tuple(s for s in study_specs if s),
-        Location(loaded.file, line, col),
-        sample=sample,
-    )
-
-
-def _sample_warning(loaded: LoadedYaml) -> Problem:
-    line, col = loaded.where_key(("sample",))
-    return Problem(
-        loaded.file,
-        line,
-        col,
-        "this is casesync init's sample case: apply refuses it "
-        "(the API cannot delete a case once created)",
-        "make it your own case and remove 'sample: true', or delete the folder",
-        "warning",
-        code="sample-case",
-    )
-
-
-def _build_study(
-    root: Path,
-    loaded: LoadedYaml,
-    s_index: int,
-    study: dict[str, Any],
-    series_specs: dict[tuple[str, tuple[str | int, ...]], SeriesSpec | None],
-    text_format: str,
-    problems: list[Problem],
-) -> StudySpec | None:
-    """The typed study, or None when any of its series could not be built."""
-    if not isinstance(study, dict):
-        return None
-    findings = text_value(root, loaded, ("studies", s_index), "findings", text_format, problems)
-    if not isinstance(study.get("series"), list):
-        return None
-    series = [
-        series_specs.get((loaded.file, ("studies", s_index, "series", r_index)))
-        for r_index in range(len(study["series"]))
-    ]
-    built = [s for s in series if s is not None]
-    if len(built) != len(series):
-        return None
-    line, col = loaded.where(("studies", s_index))
-    return StudySpec(
-        modality=study["modality"],
-        caption=study.get("caption"),
-        findings=findings,
-        series=tuple(built),
-        key=study.get("key"),
-        location=Location(loaded.file, line, col),
-    )
-
-
-def _lookup(
-    loaded: LoadedYaml,
-    data: dict[str, Any],
-    name: str,
-    table: dict[int, str],
-    problems: list[Problem],
-    at: tuple[str, ...] = (),
-) -> int | None:
-    """The id of a system or certainty written by name or id (in ``data``, found at ``at``)."""
-    value = data.get(name)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON Schema counts 6.0 as the integer 6; so must this
-    if not isinstance(value, str | int):
-        return None  # absent or mistyped: the schema reports it
-    ident = vocab.lookup_id(table, value)
-    if ident is None:
-        near = vocab.suggest(str(value), list(table.values()))
-        names = ", ".join(f"{v} ({k})" for k, v in table.items())
-        problems.append(
-            loaded.problem(
-                (*at, name),
-                f"unknown {name.replace('_', ' ')} {value!r}",
-                f"did you mean {near!r}?" if near else f"use one of: {names}",
-                code=f"unknown-{name.replace('_', '-')}",
-            )
-        )
-    return ident
-
-
-def _check_age(loaded: LoadedYaml, data: dict[str, Any], problems: list[Problem]) -> str | None:
-    age = data.get("age")
-    if age is None:
-        return None
-    if isinstance(age, dt.date) or (isinstance(age, str) and DATE_LIKE.search(age)):
-        problems.append(
-            loaded.problem(
-                ("age",),
-                "age looks like a date (a date of birth identifies the patient)",
-                "write the age as text, e.g. '34 years'",
-                code="age-is-a-date",
-            )
-        )
-        return None
-    return str(age)
-
-
-def _check_unique_keys(cases: list[CaseSpec], problems: list[Problem]) -> None:
-    seen: dict[str, CaseSpec] = {}
-    for case in cases:
-        if case.key in seen:
-            first = seen[case.key].location
-            problems.append(
-                Problem(
-                    case.location.file,
-                    case.location.line,
-                    case.location.col,
-                    f"case key {case.key!r} is also used by {first.file}",
-                    "give each case a unique key",
-                    code="duplicate-case-key",
-                )
-            )
-        else:
-            seen[case.key] = case
