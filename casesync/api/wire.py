@@ -1,6 +1,6 @@
 """The wire format of protocol.md: paths, request bodies, and typed results from JSON.
 
-Kept apart from the transport (``client.py``) so the traps are easy to check in one place:
+Kept apart from the transport (``requester.py``) so the traps are easy to check in one place:
 ``uploaded_data`` is a JSON array, the series field is ``root_index``, the job's key is
 ``seriesId``, the case listing is a bare array.
 """
