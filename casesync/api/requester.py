@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 import aiofiles
 import aiohttp
 
+from casesync.api import wire
 from casesync.api.pacer import NOT_PROCESSED, SERVER_ERRORS, Pacer, RetryPolicy, retry_after_seconds
 from casesync.api.transport import (
     CHUNK,
@@ -162,7 +163,8 @@ class Requester:
             reply = await self._retrying(method, path, send, idempotent=idempotent)
             if reply.ok:
                 return reply
-            if reply.status == 401 and not refreshed and _token_refused(path, reply):
+            refused = reply.status == 401 and wire.token_refused(path, reply.headers, reply.text)
+            if refused and not refreshed:
                 refreshed = True
                 await self.tokens.refresh(token)
                 continue
@@ -368,7 +370,7 @@ class Requester:
             return OutcomeUnknown(message, hint="not retried, to avoid a duplicate", **fields)
         if not idempotent and 400 <= reply.status < 500 and "quota" in body.lower():
             return OverQuota(message, hint="publish or delete draft cases on the site", **fields)
-        if reply.status == 401 and not _token_refused(shown, reply):
+        if reply.status == 401 and not wire.token_refused(shown, reply.headers, reply.text):
             hint = "the server answers 401 with an empty body for a case that is not yours"
             return ApiError(message, hint=hint, **fields)
         if reply.status == 401:
@@ -418,10 +420,3 @@ async def _stream_to(response: aiohttp.ClientResponse, dest: Path) -> tuple[str,
 
 def _worth_retrying(status: int, idempotent: bool) -> bool:
     return status in NOT_PROCESSED or (idempotent and status in SERVER_ERRORS)
-
-
-def _token_refused(path: str, reply: Reply) -> bool:
-    """A 401 about the token, not image_preparation's empty 401 for an unknown case."""
-    if not path.startswith("/image_preparation"):
-        return True
-    return "WWW-Authenticate" in reply.headers or bool(reply.text.strip())
