@@ -1,7 +1,7 @@
 """How one request travels: answers, timeouts, the upload watchdog, and what is never shown.
 
-Kept apart from ``client.py`` (what to call, when to retry) so each stays short; nothing here
-knows the Radiopaedia endpoints.
+Kept apart from ``client.py`` (what to call) and ``requester.py`` (when to retry) so each
+stays short; nothing here knows the Radiopaedia endpoints.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """The wire format of protocol.md: paths, request bodies, and typed results from JSON.
 
-Kept apart from the transport (``client.py``) so the traps are easy to check in one place:
+Kept apart from the transport (``requester.py``) so the traps are easy to check in one place:
 ``uploaded_data`` is a JSON array, the series field is ``root_index``, the job's key is
-``seriesId``, the case listing is a bare array.
+``seriesId``, the case listing is a bare array, image_preparation's empty 401 is no token
+problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from casesync.api.models import (
@@ -54,6 +55,13 @@ def series_path(case_id: int, study_id: int) -> str:
 
 def job_path(case_id: int, study_id: int, job_id: str) -> str:
     return f"/image_preparation/{case_id}/studies/{study_id}/upload/{job_id}"
+
+
+def token_refused(path: str, headers: Mapping[str, str], body: str) -> bool:
+    """A 401 about the token, not image_preparation's empty 401 for an unknown case."""
+    if not path.startswith("/image_preparation"):
+        return True
+    return "WWW-Authenticate" in headers or bool(body.strip())
 
 
 def _without_none(fields: dict[str, Any]) -> dict[str, Any]:
