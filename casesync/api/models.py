@@ -1,7 +1,7 @@
 """Typed requests and results of the Radiopaedia API, independent of how they travel.
 
-The core (manifest, planner, executor) speaks only these dataclasses; ``client.py`` turns
-them into and out of JSON.
+The core (manifest, planner, executor) speaks only these dataclasses; ``wire.py`` turns them
+into and out of JSON.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The validated, typed form of a teaching repository: project, cases, studies, series.
 
-Everything here is plain data; ``validate.py`` builds it from YAML and files, the planner diffs
-it against the lockfile, and the executor sends it. Identity rules (README "What counts as the
+Everything here is plain data; ``validate.py`` assembles it from YAML and files
+(``seriesfiles.py`` builds the series, ``casebuild.py`` the cases), the planner diffs it
+against the lockfile, and the executor sends it. Identity rules (README "What counts as the
 same case, study or series"):
 
 - case: its ``key``, else the case folder relative to the project root;

@@ -1,4 +1,4 @@
-"""The validation pipeline: YAML -> schema -> meaning -> files -> PHI gate -> ``Manifest``.
+"""The validation pipeline: YAML -> schema -> files -> PHI gate -> meaning -> ``Manifest``.
 
 Every problem of every file is collected in one run and reported sorted by file and line. No
 network access happens here, ever; plan and apply run this first.
