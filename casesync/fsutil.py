@@ -192,14 +192,15 @@ def resolves_inside(root: Path, path: Path) -> bool:
 
 
 def recursive_glob(pattern: str) -> list[str]:
-    """``sorted(glob.glob(pattern, recursive=True))``, except that ``**`` never walks into a
-    symlinked folder.
+    """``sorted(glob.glob(pattern, recursive=True))``, except that ``**`` walks real folders only.
 
-    A repository is untrusted, and glob's ``**`` follows symlinks: two links to a parent folder
-    make its walk exponential. A symlinked folder ``**`` meets is still matched (so
-    ``cases/**/case.yaml`` finds ``cases/link/case.yaml``, and confinement reports it), and a
-    literal or ``*`` component still follows one: each component crosses at most one link, so
-    the pattern's length bounds the walk. ``missing/**`` matches nothing (as from Python 3.13).
+    A repository is untrusted, and glob's ``**`` follows symlinked folders: two links to a parent
+    folder make its walk exponential. Here a symlinked folder that ``**`` meets is never walked;
+    the next component looks into it only when it leads elsewhere, outside the folder ``**``
+    walks (so ``cases/**/case.yaml`` still finds a case folder linked from outside, for
+    confinement to report), never when it leads into that folder or above it (a repeat, or a
+    loop). A literal or ``*`` component still follows a symlink, one step each, so the pattern's
+    length bounds the walk. ``missing/**`` matches nothing (as from Python 3.13).
     """
     if not glob.has_magic(pattern):
         folder, name = os.path.split(pattern)
@@ -240,7 +241,8 @@ def _component_matches(folder: str, part: str, folders_only: bool) -> list[str]:
 
 
 def _below(folder: str, folders_only: bool) -> list[str]:
-    """The visible paths below ``folder``, walking into real folders only (never a symlink)."""
+    """The visible paths below ``folder``, walking real folders only; with ``folders_only``, a
+    symlinked folder only when it leads elsewhere (``_leads_elsewhere``)."""
     found: list[str] = []
     pending = [""]
     while pending:
@@ -249,11 +251,18 @@ def _below(folder: str, folders_only: bool) -> list[str]:
             if entry.name.startswith("."):
                 continue
             path = os.path.join(relative, entry.name)
-            if not folders_only or _is_folder(entry):
-                found.append(path)
             if _is_folder(entry, follow_symlinks=False):
                 pending.append(path)
+                found.append(path)
+            elif not folders_only or (_is_folder(entry) and _leads_elsewhere(entry.path, folder)):
+                found.append(path)
     return found
+
+
+def _leads_elsewhere(link: str, folder: str) -> bool:
+    """True unless ``link`` leads into ``folder`` or to a folder above it (a repeat, a loop)."""
+    target, walked = os.path.realpath(link), os.path.realpath(folder)
+    return os.path.commonpath([target, walked]) not in (target, walked)
 
 
 def _entries(folder: str) -> list[os.DirEntry[str]]:

@@ -197,13 +197,17 @@ GLOB_PATTERNS = (
 )
 
 
+def touch(base: Path, *names: str) -> None:
+    for name in names:
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_text("")
+
+
 @pytest.mark.parametrize("pattern", GLOB_PATTERNS)
 def test_recursive_glob_matches_what_glob_does_without_symlinks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str
 ) -> None:
-    for name in GLOB_TREE:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("")
+    touch(tmp_path, *GLOB_TREE)
     absolute = f"{tmp_path}/{pattern}"
     assert recursive_glob(absolute) == sorted(glob.glob(absolute, recursive=True))
     monkeypatch.chdir(tmp_path)
@@ -221,11 +225,10 @@ def test_recursive_glob_double_star_below_what_is_not_a_folder_matches_nothing(
 
 def test_recursive_glob_never_walks_into_a_symlinked_folder(tmp_path: Path) -> None:
     case = tmp_path / "cases" / "case-00"
-    (case / "xr").mkdir(parents=True)
-    (case / "case.yaml").write_text("")
-    (case / "xr" / "img1.png").write_text("")
+    touch(case, "case.yaml", "xr/img1.png")
     for name in ("loop", "loop2"):  # glob's walk through these is exponential
         (case / name).symlink_to("..")
+    (case / "xr" / "up").symlink_to("..")  # '**/case.yaml' must not find xr/up/case.yaml
     (case / "xr" / "self").symlink_to("self")  # a link to itself: not an error either
     assert recursive_glob(f"{tmp_path}/cases/**/case.yaml") == [f"{case}/case.yaml"]
     assert recursive_glob(f"{tmp_path}/cases/**/*.png") == [f"{case}/xr/img1.png"]
@@ -238,22 +241,31 @@ def test_recursive_glob_never_walks_into_a_symlinked_folder(tmp_path: Path) -> N
         f"{case}/xr",
         f"{case}/xr/img1.png",
         f"{case}/xr/self",
+        f"{case}/xr/up",
     ]
 
 
-def test_recursive_glob_still_follows_a_symlinked_folder_one_component_names(
+def test_recursive_glob_follows_a_symlinked_folder_a_literal_or_star_matches(
     tmp_path: Path,
 ) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    (elsewhere / "deeper").mkdir(parents=True)
-    (elsewhere / "case.yaml").write_text("")
-    (elsewhere / "deeper" / "case.yaml").write_text("")
-    (tmp_path / "cases").mkdir()
-    (tmp_path / "cases" / "linked").symlink_to(elsewhere)
+    touch(tmp_path, "elsewhere/case.yaml", "elsewhere/deeper/case.yaml", "cases/real/case.yaml")
+    (tmp_path / "cases" / "linked").symlink_to(tmp_path / "elsewhere")
     for pattern in ("cases/*/case.yaml", "cases/linked/*/case.yaml", "cases/linked/**"):
-        absolute = f"{tmp_path}/{pattern}"  # a literal or '*' component: followed, as by glob
+        absolute = f"{tmp_path}/{pattern}"
         assert recursive_glob(absolute) == sorted(glob.glob(absolute, recursive=True))
-    # '**' meets the link: it is a match (confinement then reports it), never walked into
+    assert recursive_glob(f"{tmp_path}/cases/*/case.yaml") == [
+        f"{tmp_path}/cases/linked/case.yaml",
+        f"{tmp_path}/cases/real/case.yaml",
+    ]
+
+
+def test_recursive_glob_double_star_looks_into_a_symlinked_folder_leading_elsewhere_only(
+    tmp_path: Path,
+) -> None:
+    touch(tmp_path, "elsewhere/case.yaml", "elsewhere/deeper/case.yaml", "cases/real/case.yaml")
+    (tmp_path / "cases" / "linked").symlink_to(tmp_path / "elsewhere")  # out of the walk
+    (tmp_path / "cases" / "alias").symlink_to("real")  # into the walk: it would only repeat it
     assert recursive_glob(f"{tmp_path}/cases/**/case.yaml") == [
-        f"{tmp_path}/cases/linked/case.yaml"
+        f"{tmp_path}/cases/linked/case.yaml",  # never walked: not linked/deeper/case.yaml
+        f"{tmp_path}/cases/real/case.yaml",
     ]
