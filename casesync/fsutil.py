@@ -6,11 +6,15 @@ as a manifest must never hang a CI job or fill its memory. So every write goes t
 ``atomic_write`` or ``open_nofollow`` (a symlink is refused, never followed), folders casesync
 creates are checked component by component (``ensure_dir``), and every file casesync parses is
 opened without blocking, checked to be a regular file, and read up to a limit (``read_regular``).
+Globs are expanded without ``**`` walking into symlinked folders (``recursive_glob``), so a
+symlink loop cannot hang casesync.
 """
 
 from __future__ import annotations
 
 import errno
+import fnmatch
+import glob
 import os
 import stat
 import tempfile
@@ -185,3 +189,94 @@ def resolves_inside(root: Path, path: Path) -> bool:
     """True when ``path``, after following every symlink, is ``root`` or below it."""
     real = os.path.realpath(path)
     return real == str(root) or real.startswith(f"{root}{os.sep}")
+
+
+def recursive_glob(pattern: str) -> list[str]:
+    """``sorted(glob.glob(pattern, recursive=True))``, except that ``**`` walks real folders only.
+
+    A repository is untrusted, and glob's ``**`` follows symlinked folders: two links to a parent
+    folder make its walk exponential. Here a symlinked folder that ``**`` meets is never walked;
+    the next component looks into it only when it leads elsewhere, outside the folder ``**``
+    walks (so ``cases/**/case.yaml`` still finds a case folder linked from outside, for
+    confinement to report), never when it leads into that folder or above it (a repeat, or a
+    loop). A literal or ``*`` component still follows a symlink, one step each, so the pattern's
+    length bounds the walk. ``missing/**`` matches nothing (as from Python 3.13).
+    """
+    if not glob.has_magic(pattern):
+        folder, name = os.path.split(pattern)
+        found = os.path.lexists(pattern) if name else os.path.isdir(folder)
+        return [pattern] if found else []
+    head = pattern  # ends as the folders before the first wildcard, kept as written
+    parts: list[str] = []
+    while glob.has_magic(head):
+        head, part = os.path.split(head)
+        parts.insert(0, part)
+    paths = [head]
+    for index, part in enumerate(parts):
+        folders_only = index < len(parts) - 1
+        paths = [
+            os.path.join(path, name)
+            for path in paths
+            for name in _component_matches(path, part, folders_only)
+        ]
+    return sorted(path for path in paths if path)  # '': a leading '**' matching no folder
+
+
+def _component_matches(folder: str, part: str, folders_only: bool) -> list[str]:
+    """What one pattern component matches in ``folder`` (paths below it, for ``**``)."""
+    if part == "**":
+        here = [""] if not folder or os.path.isdir(folder) else []
+        return here + _below(folder, folders_only)
+    if not glob.has_magic(part):
+        found = os.path.lexists(os.path.join(folder, part)) if part else os.path.isdir(folder)
+        return [part] if found else []  # part "": a trailing separator, folders only
+    hidden_too = part.startswith(".")
+    return [
+        entry.name
+        for entry in _entries(folder)
+        if (hidden_too or not entry.name.startswith("."))
+        and fnmatch.fnmatchcase(entry.name, part)
+        and (not folders_only or _is_folder(entry))
+    ]
+
+
+def _below(folder: str, folders_only: bool) -> list[str]:
+    """The visible paths below ``folder``, walking real folders only; with ``folders_only``, a
+    symlinked folder only when it leads elsewhere (``_leads_elsewhere``)."""
+    found: list[str] = []
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        for entry in _entries(os.path.join(folder, relative)):
+            if entry.name.startswith("."):
+                continue
+            path = os.path.join(relative, entry.name)
+            if _is_folder(entry, follow_symlinks=False):
+                pending.append(path)
+                found.append(path)
+            elif not folders_only or (_is_folder(entry) and _leads_elsewhere(entry.path, folder)):
+                found.append(path)
+    return found
+
+
+def _leads_elsewhere(link: str, folder: str) -> bool:
+    """True unless ``link`` leads into ``folder`` or to a folder above it (a repeat, a loop)."""
+    target, walked = os.path.realpath(link), os.path.realpath(folder)
+    return os.path.commonpath([target, walked]) not in (target, walked)
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    """A folder's entries; none when it cannot be listed (as with glob, not an error here)."""
+    try:
+        with os.scandir(folder or os.curdir) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _is_folder(entry: os.DirEntry[str], *, follow_symlinks: bool = True) -> bool:
+    """False rather than an error for a link that cannot be followed (a loop, a locked folder)."""
+    try:
+        return entry.is_dir(follow_symlinks=follow_symlinks)
+    except OSError:
+        return False

@@ -24,7 +24,7 @@ def test_finds_each_manifest_once_in_order(tmp_path: Path) -> None:
 
 def test_a_pattern_reaching_outside_is_not_globbed(tmp_path: Path) -> None:
     problems: list[Problem] = []
-    with mock.patch("glob.glob") as listed:
+    with mock.patch("casesync.project.discover.recursive_glob") as listed:
         found = find_case_manifests(tmp_path / "repo", ("/etc/*", "../*/case.yaml"), problems)
     listed.assert_not_called()
     assert found == []
@@ -53,3 +53,15 @@ def test_a_folder_that_cannot_be_listed_is_a_problem(tmp_path: Path) -> None:
     assert [(p.file, p.message) for p in problems] == [
         ("cases/locked", "folder cannot be read, so case manifests in it would be missed")
     ]
+
+
+def test_symlink_loops_below_the_cases_are_not_walked(tmp_path: Path) -> None:
+    case = tmp_path / "cases" / "a"
+    case.mkdir(parents=True)
+    (case / "case.yaml").write_text("")
+    for name in ("loop", "loop2"):
+        (case / name).symlink_to("..")
+    problems: list[Problem] = []
+    found = find_case_manifests(tmp_path, ("cases/**/case.yaml",), problems)
+    assert found == [case / "case.yaml"]
+    assert problems == []

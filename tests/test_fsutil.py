@@ -1,7 +1,9 @@
-"""fsutil: atomic writes that never follow a symlink, and bounded reads of regular files only."""
+"""fsutil: atomic writes that never follow a symlink, bounded reads of regular files only, and
+globs whose ``**`` never walks into a symlinked folder."""
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 from pathlib import Path
@@ -20,6 +22,7 @@ from casesync.fsutil import (
     find_symlink,
     open_nofollow,
     read_regular,
+    recursive_glob,
     state_folder,
 )
 
@@ -137,3 +140,132 @@ def test_read_regular_without_following_refuses_a_symlink(tmp_path: Path) -> Non
     assert read_regular(tmp_path / "link", 10) == b"x"
     with pytest.raises(UnsafePath):
         read_regular(tmp_path / "link", 10, follow=False)
+
+
+GLOB_TREE = (
+    "cases/case-1/case.yaml",
+    "cases/case-10/case.yaml",
+    "cases/case-2/notes/case.yaml",
+    "cases/nested/deeper/case-3/case.yaml",
+    "cases/.draft/case.yaml",  # a hidden folder: '**' and '*' skip it
+    "cases/odd/case.yaml/readme",  # a folder named like a file
+    "a/x",
+    "a/.x",
+    "a/one/b/x",  # a folder b ...
+    "a/two/b",  # ... and a file b
+    "a/one/c/x",
+    "a/.h/b/x",
+    "scans/img1.dcm",
+    "scans/img10.dcm",
+    "scans/img2.dcm",
+    "scans/.DS_Store",
+    "scans/sub/img3.dcm",
+    ".hidden/one",
+    ".hidden/.two",
+    "top.png",
+    ".top.png",
+)
+GLOB_PATTERNS = (
+    "cases/**/case.yaml",
+    "cases/*/case.yaml",
+    "cases/case-?/*",
+    "**",
+    "**/",
+    "**/*.dcm",
+    "**/img1*",
+    "scans/img[0-9].dcm",
+    "scans/**",
+    "scans/.*",
+    "a/*/b",
+    "a/*/b/",
+    "a/**/",
+    "a/**/b/x",
+    "a/**/**/x",  # glob names some paths more than once: so does recursive_glob
+    "a//*",
+    "a/.*/b",
+    "*.png",
+    ".*",
+    "*/",
+    ".hidden/*",
+    "**/.hidden",
+    "a/x",  # literal paths
+    "a/one/b/",
+    "a/two/b/",
+    "a//x",
+    "missing/*.png",  # matches nothing
+    "missing/**/x",
+)
+
+
+def touch(base: Path, *names: str) -> None:
+    for name in names:
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_text("")
+
+
+@pytest.mark.parametrize("pattern", GLOB_PATTERNS)
+def test_recursive_glob_matches_what_glob_does_without_symlinks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str
+) -> None:
+    touch(tmp_path, *GLOB_TREE)
+    absolute = f"{tmp_path}/{pattern}"
+    assert recursive_glob(absolute) == sorted(glob.glob(absolute, recursive=True))
+    monkeypatch.chdir(tmp_path)
+    assert recursive_glob(pattern) == sorted(glob.glob(pattern, recursive=True))
+
+
+def test_recursive_glob_double_star_below_what_is_not_a_folder_matches_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("")
+    # as glob does from Python 3.13 (before, it named "missing/" and "file/")
+    assert recursive_glob(f"{tmp_path}/missing/**") == []
+    assert recursive_glob(f"{tmp_path}/file/**") == []
+
+
+def test_recursive_glob_never_walks_into_a_symlinked_folder(tmp_path: Path) -> None:
+    case = tmp_path / "cases" / "case-00"
+    touch(case, "case.yaml", "xr/img1.png")
+    for name in ("loop", "loop2"):  # glob's walk through these is exponential
+        (case / name).symlink_to("..")
+    (case / "xr" / "up").symlink_to("..")  # '**/case.yaml' must not find xr/up/case.yaml
+    (case / "xr" / "self").symlink_to("self")  # a link to itself: not an error either
+    assert recursive_glob(f"{tmp_path}/cases/**/case.yaml") == [f"{case}/case.yaml"]
+    assert recursive_glob(f"{tmp_path}/cases/**/*.png") == [f"{case}/xr/img1.png"]
+    assert recursive_glob(f"{tmp_path}/cases/**") == [
+        f"{tmp_path}/cases/",
+        f"{case}",
+        f"{case}/case.yaml",
+        f"{case}/loop",  # met by '**', so named, but not walked into
+        f"{case}/loop2",
+        f"{case}/xr",
+        f"{case}/xr/img1.png",
+        f"{case}/xr/self",
+        f"{case}/xr/up",
+    ]
+
+
+def test_recursive_glob_follows_a_symlinked_folder_a_literal_or_star_matches(
+    tmp_path: Path,
+) -> None:
+    touch(tmp_path, "elsewhere/case.yaml", "elsewhere/deeper/case.yaml", "cases/real/case.yaml")
+    (tmp_path / "cases" / "linked").symlink_to(tmp_path / "elsewhere")
+    for pattern in ("cases/*/case.yaml", "cases/linked/*/case.yaml", "cases/linked/**"):
+        absolute = f"{tmp_path}/{pattern}"
+        assert recursive_glob(absolute) == sorted(glob.glob(absolute, recursive=True))
+    assert recursive_glob(f"{tmp_path}/cases/*/case.yaml") == [
+        f"{tmp_path}/cases/linked/case.yaml",
+        f"{tmp_path}/cases/real/case.yaml",
+    ]
+
+
+def test_recursive_glob_double_star_looks_into_a_symlinked_folder_leading_elsewhere_only(
+    tmp_path: Path,
+) -> None:
+    touch(tmp_path, "elsewhere/case.yaml", "elsewhere/deeper/case.yaml", "cases/real/case.yaml")
+    (tmp_path / "cases" / "linked").symlink_to(tmp_path / "elsewhere")  # out of the walk
+    (tmp_path / "cases" / "alias").symlink_to("real")  # into the walk: it would only repeat it
+    assert recursive_glob(f"{tmp_path}/cases/**/case.yaml") == [
+        f"{tmp_path}/cases/linked/case.yaml",  # never walked: not linked/deeper/case.yaml
+        f"{tmp_path}/cases/real/case.yaml",
+    ]

@@ -83,7 +83,12 @@ def complete(cwd: Path, *words: str) -> list[str]:
         "COMP_CWORD": str(len(words)),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "casesync"], capture_output=True, text=True, cwd=cwd, env=env
+        [sys.executable, "-m", "casesync"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,  # a hang is the failure
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
@@ -104,6 +109,13 @@ def test_completion_offers_the_projects_case_keys(tmp_path: Path) -> None:
     assert complete(root, "resolve", "mri") == ["mri-knee-02"]
     assert complete(tmp_path, "-C", "repo", "apply", "--case", "mri") == ["mri-knee-02"]
     assert complete(tmp_path, "apply", "--case", "") == []  # no project: nothing, no error
+
+
+def test_completion_lists_the_case_keys_past_symlink_loops(tmp_path: Path) -> None:
+    root = simple_repo(tmp_path / "repo")
+    for name in ("loop", "loop2"):
+        (root / "cases" / "case-00" / name).symlink_to("..")
+    assert complete(root, "apply", "--case", "") == ["cases/case-00"]
 
 
 def test_a_value_option_without_a_metavar_gets_one_from_its_type_or_name() -> None:

@@ -161,6 +161,11 @@ def images_glob_through_symlink(world: World) -> list[str]:
     return ["validate"]
 
 
+def case_folder_symlink_star(world: World) -> list[str]:
+    (world.root / "casesync.yaml").write_text('version: 1\ncases: ["cases/*/case.yaml"]\n')
+    return case_folder_symlink(world)
+
+
 def cases_absolute_glob(world: World) -> list[str]:
     (world.root / "casesync.yaml").write_text('version: 1\ncases: ["/etc/*"]\n')
     return ["validate"]
@@ -240,6 +245,19 @@ def init_through_dangling_symlink(world: World) -> list[str]:
     return ["-C", str(fresh), "init"]
 
 
+def cases_symlink_loops(world: World) -> list[str]:
+    for name in ("loop", "loop2"):  # glob's walk of cases/**/case.yaml through these hangs
+        link(world.case_dir() / name, Path(".."))
+    return ["validate"]
+
+
+def images_symlink_loops(world: World) -> list[str]:
+    for name in ("loop", "loop2"):
+        link(world.case_dir() / "xr" / name, Path(".."))
+    set_images(world, '"xr/**/*.png"')
+    return ["validate"]
+
+
 # --- internal errors made clean ---
 
 
@@ -306,6 +324,13 @@ ROWS = [
     Row(
         "case folder symlinked outside",
         case_folder_symlink,
+        3,
+        ("cases/evil/case.yaml:1:1: error: resolves outside the project root",),
+        (SECRET,),
+    ),
+    Row(
+        "case folder symlinked outside, matched by '*'",
+        case_folder_symlink_star,
         3,
         ("cases/evil/case.yaml:1:1: error: resolves outside the project root",),
         (SECRET,),
@@ -409,6 +434,20 @@ ROWS = [
         init_through_dangling_symlink,
         1,
         ("fresh/casesync.yaml is a symlink",),
+    ),
+    Row(
+        "symlink loops below the cases",
+        cases_symlink_loops,
+        0,
+        ("OK: 1 case and 3 files are valid.",),
+        ("loop",),
+    ),
+    Row(
+        "symlink loops in a series folder, images: xr/**/*.png",
+        images_symlink_loops,
+        0,
+        ("OK: 1 case and 3 files are valid.",),
+        ("loop",),
     ),
     Row(
         "flow nesting 700 deep",

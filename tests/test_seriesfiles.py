@@ -68,7 +68,7 @@ def test_a_glob_reaching_outside_is_one_error_without_listing_anything(tmp_path:
     case_dir = root / "cases" / "a"
     case_dir.mkdir(parents=True)
     (tmp_path / "outside-1.png").write_bytes(b"x")
-    with mock.patch("glob.glob") as listed:
+    with mock.patch("casesync.project.seriesfiles.recursive_glob") as listed:
         selection = select_files(root, case_dir, ["../../../*", "/etc/*"])
     listed.assert_not_called()
     assert [what for what, _ in selection.errors] == [
@@ -91,6 +91,29 @@ def test_glob_matches_through_a_symlink_are_counted_not_named(tmp_path: Path) ->
         "'linked/*' matches 2 file(s) outside the project root"
     ]
     assert selection.relpaths == ["cases/a/inside.png"]
+
+
+def test_a_glob_does_not_walk_symlink_loops_in_a_series_folder(tmp_path: Path) -> None:
+    case_dir = tmp_path / "cases" / "a"
+    (case_dir / "xr" / "sub").mkdir(parents=True)
+    for name in ("xr/1.png", "xr/sub/2.png"):
+        (case_dir / name).write_bytes(b"x")
+    for name in ("xr/loop", "xr/sub/loop"):
+        (case_dir / name).symlink_to("..")
+    selection = select_files(tmp_path, case_dir, "xr/**/*.png")
+    assert selection.errors == []
+    assert selection.relpaths == ["cases/a/xr/1.png", "cases/a/xr/sub/2.png"]
+
+
+def test_a_symlinked_folder_a_star_matches_is_still_followed(tmp_path: Path) -> None:
+    case_dir = tmp_path / "cases" / "a"
+    (case_dir / "xr").mkdir(parents=True)
+    (case_dir / "xr" / "1.png").write_bytes(b"x")
+    (case_dir / "views").mkdir()
+    (case_dir / "views" / "frontal").symlink_to("../xr")
+    selection = select_files(tmp_path, case_dir, "views/*/*.png")
+    assert selection.errors == []
+    assert selection.relpaths == ["cases/a/xr/1.png"]
 
 
 def test_an_unreadable_image_folder_is_an_error(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ globs cannot list is a problem too, since its cases would otherwise silently go 
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
+from casesync.fsutil import recursive_glob
 from casesync.problems import Problem
 from casesync.project.seriesfiles import glob_prefix
 from casesync.settings import PROJECT_FILE
@@ -49,7 +49,7 @@ def find_case_manifests(
                 )
             )
             continue
-        for match in sorted(glob.glob(str(root / pattern), recursive=True)):
+        for match in recursive_glob(str(root / pattern)):
             paths[Path(match)] = None
         for folder in unreadable_folders(root, pattern):
             problems.append(
@@ -80,7 +80,7 @@ def unreadable_folders(root: Path, pattern: str) -> list[Path]:
     """The folders ``pattern`` would look into that cannot be listed (glob skips them)."""
     found = []
     folders = os.path.join(root, os.path.dirname(pattern), "")  # the final "/": folders only
-    for folder in glob.glob(folders, recursive=True):
+    for folder in recursive_glob(folders):
         try:
             with os.scandir(folder):
                 pass

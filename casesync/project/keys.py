@@ -6,12 +6,12 @@ project root (the same rule validate applies).
 
 from __future__ import annotations
 
-import glob
 import re
 from pathlib import Path
 
 import yaml
 
+from casesync.fsutil import recursive_glob
 from casesync.settings import PROJECT_FILE
 
 DEFAULT_CASE_GLOBS = ("cases/**/case.yaml",)
@@ -34,7 +34,7 @@ def case_keys(root: Path) -> list[str]:
     """Every manifest's key, sorted, without duplicates."""
     keys: set[str] = set()
     for pattern in case_globs(root):
-        for match in glob.glob(str(root / pattern), recursive=True):
+        for match in recursive_glob(str(root / pattern)):
             path = Path(match)
             try:
                 found = _KEY_LINE.search(path.read_text(encoding="utf-8"))

@@ -9,7 +9,6 @@ images: natural name order); an explicit list keeps the order the author wrote.
 
 from __future__ import annotations
 
-import glob
 import itertools
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any
 
 from casesync.files.formats import DICOM
 from casesync.files.hashing import FileFacts
+from casesync.fsutil import recursive_glob
 from casesync.problems import Problem
 from casesync.project.manifest import ImageFile, Location, SeriesSpec
 from casesync.project.yamlload import LoadedYaml
@@ -96,7 +96,7 @@ def _expand_glob(
     if not (base + os.sep).startswith(root_prefix):
         errors.append((f"{entry!r} reaches outside the project root", ESCAPE_HINT))
         return
-    matches = sorted(glob.glob(target, recursive=True), key=natural_key)
+    matches = sorted(recursive_glob(target), key=natural_key)
     files = [m for m in matches if not os.path.basename(m).startswith(".")]
     inside = [f for f in files if os.path.realpath(f).startswith(root_prefix)]
     if len(inside) < len(files):
