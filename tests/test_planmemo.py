@@ -270,3 +270,17 @@ def test_without_a_posix_walk_the_plan_is_always_computed(
     root = simple_repo(tmp_path / "repo")
     assert plan_twice(root, computed, lambda: None)[2] == 2
     assert not (root / MEMO).exists()
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
+    root = simple_repo(tmp_path / "repo")
+    fd = os.open(root, os.O_RDONLY)
+    try:  # 1,500 nested folders, created relative to each other (a path would grow too long)
+        for _ in range(1500):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    assert planmemo.snapshot(root, (), {}) is not None

@@ -99,27 +99,28 @@ def snapshot(
 
 
 def _walk(
-    folder: str, names: list[str], numbers: array[int], skip: frozenset[str], below: frozenset[str]
+    top: str, names: list[str], numbers: array[int], skip: frozenset[str], below: frozenset[str]
 ) -> None:
-    """Every entry below ``folder`` in listing order, without following symlinks; names in
-    ``skip`` are left out whole here, names in ``below`` in every folder under it."""
-    names.append(folder)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        entries = [name for name in os.listdir(fd) if name not in skip]
-        folders = []
-        for name in entries:
-            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            numbers.extend(
-                (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-            )
-            if stat.S_ISDIR(info.st_mode):
-                folders.append(name)
-    finally:
-        os.close(fd)
-    names.extend(entries)
-    for name in folders:
-        _walk(f"{folder}/{name}", names, numbers, below, below)
+    """Every entry below ``top``, folder by folder, without following symlinks; names in
+    ``skip`` are left out whole in ``top``, names in ``below`` in every folder under it. A
+    stack, not recursion: a hostile tree may be thousands of folders deep."""
+    pending = [(top, skip)]
+    while pending:
+        folder, excluded = pending.pop()
+        names.append(folder)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            entries = [name for name in os.listdir(fd) if name not in excluded]
+            for name in entries:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                numbers.extend(
+                    (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+                )
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append((f"{folder}/{name}", below))
+        finally:
+            os.close(fd)
+        names.extend(entries)
 
 
 def _stat_into(numbers: array[int], path: Path) -> None:
