@@ -274,13 +274,11 @@ def test_without_a_posix_walk_the_plan_is_always_computed(
 
 def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
     root = simple_repo(tmp_path / "repo")
-    fd = os.open(root, os.O_RDONLY)
-    try:  # 1,500 nested folders, created relative to each other (a path would grow too long)
-        for _ in range(1500):
-            os.mkdir("d", dir_fd=fd)
-            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-    finally:
-        os.close(fd)
-    assert planmemo.snapshot(root, (), {}) is not None
+    folders = [os.path.join(root, *["d"] * depth) for depth in range(1, 1501)]
+    for folder in folders:  # ~3,000 characters at the bottom: under PATH_MAX
+        os.mkdir(folder)
+    try:
+        assert planmemo.snapshot(root, (), {}) is not None
+    finally:  # bottom up: pytest's recursive cleanup would itself hit the recursion limit
+        for folder in reversed(folders):
+            os.rmdir(folder)
