@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,6 @@ class Row:
     never: tuple[str, ...] = ()  # none of these may be
     deny_locked: bool = False
     at_most_one_error_line: bool = False
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def link(path: Path, target: Path) -> None:

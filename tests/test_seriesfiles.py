@@ -125,3 +125,15 @@ def test_an_unreadable_image_folder_is_an_error(tmp_path: Path) -> None:
     assert selection.errors == [
         ("folder 'ct' cannot be read (Permission denied)", "fix its permissions (chmod u+rx)")
     ]
+
+
+def test_a_glob_selects_the_files_it_matches_not_the_folders(tmp_path: Path) -> None:
+    case_dir = tmp_path / "cases" / "a"
+    (case_dir / "xr" / "sub").mkdir(parents=True)
+    for name in ("xr/1.png", "xr/sub/2.png"):
+        (case_dir / name).write_bytes(b"x")
+    selection = select_files(tmp_path, case_dir, "xr/**")  # matches xr/ and xr/sub too
+    assert selection.errors == []
+    assert selection.relpaths == ["cases/a/xr/1.png", "cases/a/xr/sub/2.png"]
+    only_folders = select_files(tmp_path, case_dir, "xr/s*")
+    assert [what for what, _ in only_folders.errors] == ["'xr/s*' matches no file"]

@@ -97,7 +97,9 @@ def _expand_glob(
         errors.append((f"{entry!r} reaches outside the project root", ESCAPE_HINT))
         return
     matches = sorted(recursive_glob(target), key=natural_key)
-    files = [m for m in matches if not os.path.basename(m).startswith(".")]
+    # a glob names files: the folders it also matches (``xr/**`` matches xr/ itself) are not
+    # images, and a FIFO or device still fails the regular-file check below
+    files = [m for m in matches if not os.path.basename(m).startswith(".") and not os.path.isdir(m)]
     inside = [f for f in files if os.path.realpath(f).startswith(root_prefix)]
     if len(inside) < len(files):
         errors.append(
