@@ -43,6 +43,7 @@ def test_refresh_shows_deleted_published_and_retitled_and_apply_handles_each(
     deleted, published, retitled = text.split("\n\n")[1:4]
     assert "(deleted on the site)" in deleted and "+ create case 'Teaching case 0'" in deleted
     assert "--recreate cases/case-00" in deleted
+    assert "all files already on the server" not in deleted  # its uploads went with it
     assert "published, public" in published and "+ create" not in published
     assert "x blocked: create study 3: Ultrasound" in published
     assert "only a draft can take new imaging" in published
@@ -57,6 +58,8 @@ def test_refresh_shows_deleted_published_and_retitled_and_apply_handles_each(
     assert remote["cases/case-02"]["title"] == "Renamed on the site"
     assert all(r["checked_at"] == document["remote_checked_at"] for r in remote.values())
     assert by_key["cases/case-00"]["recreate"] is True
+    series = [a for a in by_key["cases/case-00"]["actions"] if a["action"] == "create_series"]
+    assert series and all(a["files_to_upload"] == a["images"] for a in series)
     assert by_key["cases/case-01"]["actions"] == []
     assert [b["action"] for b in by_key["cases/case-01"]["blocked"]] == [
         "create_study",

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,11 +83,13 @@ class Lock:
         """Digest of the content: the file's when unchanged since loading, else recomputed."""
         return self.source_digest or hashlib.sha256(self.to_json().encode()).hexdigest()
 
-    def uploaded_hashes(self) -> set[str]:
-        """Hashes whose bytes the server already holds (attached to some series)."""
+    def uploaded_hashes(self, excluding: Collection[str] = ()) -> set[str]:
+        """Hashes whose bytes the server already holds (attached to some series), leaving out
+        the cases keyed in ``excluding`` (deleted on the site: their uploads went with them)."""
         return {
             file.sha256
-            for case in self.cases.values()
+            for key, case in self.cases.items()
+            if key not in excluding
             for study in case.studies
             for series in study.series
             for file in series.files

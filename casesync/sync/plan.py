@@ -129,10 +129,7 @@ def make_plan(
     """Diff every case of the manifest against the lock (and the listing, when read)."""
     known = lock.uploaded_hashes()
     planned: set[str] = set()  # a file shared by two new series is uploaded once
-    cases = tuple(
-        _plan_case(spec, lock.cases.get(spec.key), known, planned, remote)
-        for spec in manifest.cases
-    )
+    cases = tuple(_plan_case(spec, lock, known, planned, remote) for spec in manifest.cases)
     manifest_keys = {spec.key for spec in manifest.cases}
     removed = tuple(
         PlanWarning(
@@ -151,18 +148,15 @@ def make_plan(
 
 
 def _plan_case(
-    spec: CaseSpec,
-    locked: LockedCase | None,
-    known: set[str],
-    planned: set[str],
-    remote: RemoteView | None,
+    spec: CaseSpec, lock: Lock, known: set[str], planned: set[str], remote: RemoteView | None
 ) -> CasePlan:
     """The case's actions; with the listing, what the site's state blocks or changes."""
+    locked = lock.cases.get(spec.key)
     if remote is None or locked is None:
         return _diff_case(spec, locked, known, planned)
     state = remote.state(locked.case_id)
-    if state.deleted:
-        fresh = _diff_case(spec, None, known, planned)
+    if state.deleted:  # as 'apply --recreate' plans it: from the lock without this case
+        fresh = _diff_case(spec, None, lock.uploaded_hashes(excluding={spec.key}), planned)
         gone = PlanWarning(
             "case-deleted",
             f"case {locked.case_id} was deleted on the site: apply creates it again only with "
