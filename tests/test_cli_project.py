@@ -48,8 +48,8 @@ def test_the_init_sample_is_flagged_by_validate_and_refused_by_apply(tmp_path: P
     assert (
         "cases/example-case/case.yaml:2:1: warning: this is casesync init's sample case: "
         "apply refuses it (the API cannot delete a case once created); make it your own case "
-        "and remove 'sample: true', or delete the folder\n"
-    ) in validate.stdout
+        "and remove 'sample: true', or delete the folder  [sample-case]\n"
+    ) in validate.stdout  # the code last, as mypy shows it
     # a closed loopback port: should the refusal fail, nothing can leave the machine
     offline = {"CASESYNC_API_URL": "http://127.0.0.1:9", "CASESYNC_ACCESS_TOKEN": "x"}
     apply = casesync("apply", "--yes", cwd=tmp_path, env=offline)

@@ -374,10 +374,11 @@ def render_problems(problems: list[Problem], fmt: str, advice: Sequence[str] = (
 
 
 def render_problems_text(problems: list[Problem], advice: Sequence[str] = ()) -> str:
-    """One line per problem, then ``advice`` (what many of them share) once, then the counts."""
+    """One line per problem, its code last as mypy puts it (README "Problem codes"), then
+    ``advice`` (what many of them share) once, then the counts."""
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
-    lines = [str(p) for p in problems]
+    lines = [f"{p}  [{p.code}]" for p in problems]
     lines += advice
     lines.append(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}.")
     return "\n".join(lines) + "\n"
