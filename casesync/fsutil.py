@@ -204,8 +204,7 @@ def recursive_glob(pattern: str) -> list[str]:
     """
     if not glob.has_magic(pattern):
         folder, name = os.path.split(pattern)
-        found = os.path.lexists(pattern) if name else os.path.isdir(folder)
-        return [pattern] if found else []
+        return [pattern] if _component_matches(folder, name, folders_only=False) else []
     head = pattern  # ends as the folders before the first wildcard, kept as written
     parts: list[str] = []
     while glob.has_magic(head):

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import operator
 import os
 import stat
 import time
@@ -47,6 +48,8 @@ CODE_SKIPPED = frozenset({"__pycache__"})  # written by the interpreter as it im
 # POSIX: listing and stat relative to an open folder, and a ctime that is a change time (on
 # Windows it is the creation time, so a rewrite could go unseen): elsewhere plan always computes
 FD_WALK = os.listdir in os.supports_fd and os.stat in os.supports_dir_fd and os.name == "posix"
+# what of an entry's lstat goes into the digest, five numbers each (ctime the fourth)
+STAT_KEY = operator.attrgetter("st_mode", "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino")
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,7 @@ def _walk(
             entries = [name for name in os.listdir(fd) if name not in excluded]
             for name in entries:
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                numbers.extend(
-                    (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-                )
+                numbers.extend(STAT_KEY(info))
                 if stat.S_ISDIR(info.st_mode):
                     pending.append((f"{folder}/{name}", below))
         finally:
@@ -125,11 +126,9 @@ def _walk(
 
 def _stat_into(numbers: array[int], path: Path) -> None:
     try:
-        info = os.lstat(path)
+        numbers.extend(STAT_KEY(os.lstat(path)))
     except FileNotFoundError:
         numbers.extend((0, 0, 0, 0, 0))
-        return
-    numbers.extend((info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
 
 
 def _library_origins() -> list[str]:
