@@ -24,6 +24,8 @@ from typing import BinaryIO
 from casesync.errors import ConfigError
 from casesync.settings import STATE_DIR
 
+RACY_NS = 2_000_000_000  # a stat this recent may hide a later write (FAT keeps 2 s times)
+
 
 class UnsafePath(ConfigError):
     """A symlink where casesync writes (or reads its own state): refused, never followed."""

@@ -1,5 +1,6 @@
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pydicom
@@ -10,6 +11,12 @@ from repofactory import png_bytes
 from casesync.files import hashing
 from casesync.files.formats import DICOM, PNG
 from casesync.files.hashing import FactsCache, gather_facts
+from casesync.fsutil import RACY_NS
+
+
+def later() -> int:
+    """A clock for hashing long after the files were written: their facts may be cached."""
+    return time.time_ns() + 2 * RACY_NS
 
 
 def make_files(root: Path, count: int) -> list[str]:
@@ -56,23 +63,23 @@ def test_unchanged_files_are_never_hashed_twice(
     names = make_files(tmp_path, 5)
     seen = counting(monkeypatch)
     cache = FactsCache(tmp_path / "cache" / "files.sqlite")
-    first = gather_facts(tmp_path, names, cache)
+    first = gather_facts(tmp_path, names, cache, clock_ns=later)
     assert len(seen) == 5
     cache.close()
     cache = FactsCache(tmp_path / "cache" / "files.sqlite")
-    assert gather_facts(tmp_path, names, cache) == first
+    assert gather_facts(tmp_path, names, cache, clock_ns=later) == first
     assert len(seen) == 5
 
 
 def test_changed_files_are_hashed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     names = make_files(tmp_path, 3)
     cache = FactsCache(tmp_path / "files.sqlite")
-    gather_facts(tmp_path, names, cache)
+    gather_facts(tmp_path, names, cache, clock_ns=later)
     seen = counting(monkeypatch)
     (tmp_path / "f0.png").write_bytes(png_bytes(99))  # new content and size
     stat = os.stat(tmp_path / "f1.png")
     os.utime(tmp_path / "f1.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched
-    facts = gather_facts(tmp_path, names, cache)
+    facts = gather_facts(tmp_path, names, cache, clock_ns=later)
     assert sorted(p.name for p in seen) == ["f0.png", "f1.png"]
     assert facts["f0.png"].sha256 == hashlib.sha256(png_bytes(99)).hexdigest()
 
@@ -143,13 +150,13 @@ def test_a_new_ctime_means_the_file_is_read_again(
     """chmod and chown change only the ctime: the cached facts say nothing of access now."""
     names = make_files(tmp_path, 2)
     cache = FactsCache(tmp_path / "files.sqlite")
-    gather_facts(tmp_path, names, cache)
+    gather_facts(tmp_path, names, cache, clock_ns=later)
     with cache.connection:  # as if f0.png's mode changed after it was hashed
         cache.connection.execute(
             f"UPDATE {hashing.FACTS_TABLE} SET ctime_ns = ctime_ns - 1 WHERE path = 'f0.png'"
         )
     seen = counting(monkeypatch)
-    gather_facts(tmp_path, names, cache)
+    gather_facts(tmp_path, names, cache, clock_ns=later)
     assert [p.name for p in seen] == ["f0.png"]
 
 
@@ -158,7 +165,7 @@ def test_unreadable_files_are_set_aside_and_cached_ones_need_no_access_check(
 ) -> None:
     names = make_files(tmp_path, 3)
     cache = FactsCache(tmp_path / "files.sqlite")
-    gather_facts(tmp_path, names[:2], cache)  # f0 and f1 cached, f2 new
+    gather_facts(tmp_path, names[:2], cache, clock_ns=later)  # f0 and f1 cached, f2 new
     asked: list[str] = []
 
     def access(path: str, mode: int) -> bool:
@@ -168,8 +175,25 @@ def test_unreadable_files_are_set_aside_and_cached_ones_need_no_access_check(
     monkeypatch.setattr(os, "access", access)
     seen = counting(monkeypatch)
     unreadable: set[str] = set()
-    facts = gather_facts(tmp_path, names, cache, unreadable=unreadable)
+    facts = gather_facts(tmp_path, names, cache, unreadable=unreadable, clock_ns=later)
     assert unreadable == {"f2.png"}
     assert sorted(facts) == ["f0.png", "f1.png"]
     assert asked == ["f2.png"]
     assert seen == []
+
+
+def test_a_file_hashed_in_the_tick_it_was_written_is_hashed_again_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewritten within its timestamp tick, its stat would not change: a cached hash (and the
+    PHI verdict keyed by it) could then stand for content nobody checked."""
+    names = make_files(tmp_path, 3)
+    seen = counting(monkeypatch)
+    cache = FactsCache(tmp_path / "files.sqlite")
+    first = gather_facts(tmp_path, names, cache)  # now: the files are seconds old at most
+    assert cache.lookup_all() == {}
+    assert gather_facts(tmp_path, names, cache, clock_ns=later) == first
+    assert len(seen) == 6  # read again, and only now cached
+    assert set(cache.lookup_all()) == set(names)
+    gather_facts(tmp_path, names, cache)
+    assert len(seen) == 6

@@ -5,12 +5,16 @@ cached in ``.casesync/cache/files.sqlite`` keyed by path with (inode, size, mtim
 like DVC: an unchanged file costs one ``stat`` and one row lookup, so a no-op plan stays cheap.
 The ctime also changes with the file's mode and owner, so a cached file is one that was readable
 when it was hashed and whose permissions have not changed since: it needs no access check.
+A file whose ctime is within ``RACY_NS`` of the hashing is not cached (git's "racily clean"
+entries): rewritten in the same timestamp tick, its stat would not change, and a stale hash
+would stand for new content, PHI check included. It is hashed again next time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from casesync.files.dicomheader import (
     read_slice_keys,
 )
 from casesync.files.formats import DICOM, sniff_format
-from casesync.fsutil import open_regular
+from casesync.fsutil import RACY_NS, open_regular
 
 CHUNK_BYTES = 1024 * 1024
 CACHE_SCHEMA = 3
@@ -117,6 +121,7 @@ def gather_facts(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     unreadable: set[str] | None = None,
+    clock_ns: Callable[[], int] = time.time_ns,
 ) -> dict[str, FileFacts]:
     """Facts for every path (posix, relative to ``root``); only new or changed files are read.
 
@@ -124,6 +129,7 @@ def gather_facts(
     ``unreadable``, a new or changed file this process may not read is added to it and left
     out of the result (for a located validation problem) instead of stopping with an error.
     """
+    started_ns = clock_ns()
     cached = cache.lookup_all() if cache else {}
     result: dict[str, FileFacts] = {}
     todo: list[tuple[str, _Stat]] = []
@@ -154,8 +160,13 @@ def gather_facts(
     for (relpath, _), facts in zip(todo, computed, strict=True):
         result[relpath] = facts
     if cache:
+        settled_ns = started_ns - RACY_NS
         cache.store(
-            [(relpath, stat, facts) for (relpath, stat), facts in zip(todo, computed, strict=True)]
+            [
+                (relpath, stat, facts)
+                for (relpath, stat), facts in zip(todo, computed, strict=True)
+                if stat.ctime_ns < settled_ns
+            ]
         )
     return result
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from casesync import __version__
 from casesync.errors import ConfigError
-from casesync.fsutil import atomic_write, read_regular, state_folder
+from casesync.fsutil import RACY_NS, atomic_write, read_regular, state_folder
 from casesync.settings import STATE_DIR
 from casesync.sync import plan as plan_module
 from casesync.sync.plan import Plan
@@ -39,7 +39,6 @@ from casesync.sync.plan import Plan
 MEMO_FORMAT = 1
 MEMO_FILE = "plan.json"
 MEMO_LIMIT = 256 * 1024 * 1024  # a plan of 100,000 uploads is ~10 MB; anything bigger is not ours
-RACY_NS = 2_000_000_000  # FAT keeps mtimes to 2 s; a kernel tick is far less
 LIBRARIES = ("yaml", "jsonschema", "pydicom", "markdown_it", "nh3")  # validation's results
 # git rewrites its folder on every status; the state folder holds caches and this memo
 PROJECT_SKIPPED = frozenset({".git", STATE_DIR})
