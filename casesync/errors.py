@@ -100,6 +100,16 @@ class ApiError(CasesyncError):
         self.body = body
 
 
+class FileChanged(CasesyncError):
+    """A file's bytes are no longer those validated, PHI-checked and planned: not uploaded."""
+
+    def __init__(self, display: str, found: str) -> None:
+        super().__init__(
+            f"{display} changed since it was checked ({found}); it was not uploaded",
+            hint="run 'casesync plan' again: it checks the new content before anything is sent",
+        )
+
+
 class OutcomeUnknown(ApiError):
     """A create was sent but no answer arrived: it may or may not exist on the server."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ from typing import Any
 from repofactory import write_case, write_pngs, write_project
 
 from casesync.api.credentials import TokenProvider, token_provider
+from casesync.api.models import Planned
 from casesync.cli.progress import JsonEvents
 from casesync.errors import CasesyncError
 from casesync.project.validate import validate_project
@@ -146,3 +148,9 @@ def apply_in_process(
     except CasesyncError as exc:
         error = exc
     return error, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def planned(path: Path) -> Planned:
+    """An upload of ``path`` as it is now (the bytes a plan just checked)."""
+    data = path.read_bytes()
+    return Planned(path, hashlib.sha256(data).hexdigest(), len(data), path.name)

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from authfactory import DEMO_CLIENT, tokens_for
 from emulator_helpers import DICOM, EmulatorFactory, compliant_dicom
+from helpers import planned
 from scripted import CASE_JSON, FAST, PNG, TOKEN, USER_JSON, Answer, Script, drop, hang, static
 
 from casesync.api.client import RadiopaediaClient
@@ -67,7 +68,8 @@ async def test_every_endpoint_creates_a_case_with_a_dicom_series(
     assert [s.sha256 for s in slots] == [sha for _, sha in files]
     sent: list[int] = []
     uploaded = [
-        await api.upload(p, s, DICOM, sent.append) for (p, _), s in zip(files, slots, strict=True)
+        await api.upload(planned(p), s, DICOM, sent.append)
+        for (p, _), s in zip(files, slots, strict=True)
     ]
     assert sum(sent) == sum(p.stat().st_size for p, _ in files)
     ids = [s.upload_id for s in uploaded]
@@ -96,10 +98,10 @@ async def test_already_uploaded_bytes_are_not_sent_again(
 ) -> None:
     path, sha = write(tmp_path / "a.png", PNG + b"a")
     (first,) = await api.presign([sha])
-    await api.upload(path, first, "image/png")
+    await api.upload(planned(path), first, "image/png")
     (again,) = await api.presign([sha])
     assert again.already_uploaded and again.upload_id != first.upload_id
-    assert await api.upload(path, again, "image/png") == again
+    assert await api.upload(planned(path), again, "image/png") == again
     assert emulator.snapshot()["requests"]["PUT /s3/{key}"] == 1
 
 
@@ -132,7 +134,7 @@ async def test_an_expired_url_is_presigned_again(
     (slot,) = await api.presign([sha])
     emulator.advance_clock(901)  # the URL's 15 minutes are up
     sent: list[int] = []
-    fresh = await api.upload(path, slot, "image/png", sent.append)
+    fresh = await api.upload(planned(path), slot, "image/png", sent.append)
     assert fresh.upload_id != slot.upload_id and fresh.url is not None
     assert sum(sent) == path.stat().st_size  # the refused attempt was taken back
     uploads = {u["id"]: u for u in emulator.snapshot()["uploads"]}
@@ -176,7 +178,7 @@ async def test_debug_log_names_every_request_and_hides_secrets(
     caplog.set_level(logging.DEBUG, logger="casesync.api")
     path, sha = write(tmp_path / "a.png", PNG + b"log")
     (slot,) = await api.presign([sha])
-    await api.upload(path, slot, "image/png")
+    await api.upload(planned(path), slot, "image/png")
     with pytest.raises(ApiError):
         await api.create_case(CaseFields("", 4))
     assert slot.url is not None
@@ -320,7 +322,7 @@ async def test_the_s3_put_streams_with_length_and_no_authorization(
     slot = UploadSlot(5, sha, f"{script.url}/bucket/key?X-Amz-Signature=abc")
     sent: list[int] = []
     async with RadiopaediaClient(script.url, static(script.url), retry=FAST) as client:
-        assert await client.upload(path, slot, "image/png", sent.append) == slot
+        assert await client.upload(planned(path), slot, "image/png", sent.append) == slot
     assert sum(sent) == len(data)  # the failed first try was taken back
     for put in script.seen:
         assert put.size == len(data) and put.headers["Content-Length"] == str(len(data))

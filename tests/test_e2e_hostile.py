@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,14 @@ from typing import Any
 import pytest
 from helpers import apply_in_process, check_matches_manifests, teaching_repo, user_answers
 from hostile import HostileProxy, Spoiler
+from phifactory import clean_ct, write
 
 from casesync.emulator import EmulatorConfig, EmulatorThread
 from casesync.errors import AuthError, PartialFailure
+from casesync.files.formats import DICOM
+from casesync.files.hashing import FACTS_TABLE, FactsCache, gather_facts
+from casesync.fsutil import RACY_NS
+from casesync.project.validate import validate_project
 from casesync.sync.journal import Ledger
 from casesync.sync.lockfile import load_lock
 from casesync.sync.resolve import Answer, resolve
@@ -211,3 +217,41 @@ def test_item11_wait_gives_up_at_its_deadline_and_records_the_jobs(tmp_path: Pat
     series = [s for study in lock.cases["cases/case-00"].studies for s in study.series]
     assert len(series) == 3 and all(s.status and s.series_id is None for s in series)
     assert polls == 3  # one look at each job once the deadline has passed
+
+
+def test_a_hash_cache_that_missed_a_rewrite_never_sends_patient_data(
+    tmp_path: Path, emulator: EmulatorThread
+) -> None:
+    """A clean slice is checked, then rewritten with a patient's name in a way whose stat the
+    cache cannot tell apart (a same-tick write, here forged into the cache): plan and gate
+    judge the old bytes, and the upload must refuse the new ones before they are whole."""
+    root = teaching_repo(tmp_path / "repo", cases=1, images=1)
+    xr = root / "cases/case-00/xr"
+    (xr / "frontal.png").unlink()
+    slice_path = write(clean_ct(), xr / "frontal.dcm")
+    relpath = "cases/case-00/xr/frontal.dcm"
+    assert validate_project(root).errors == []  # the gate's verdict on the clean bytes is cached
+    cache = FactsCache(root / ".casesync/cache/files.sqlite")
+    gather_facts(root, [relpath], cache, clock_ns=lambda: time.time_ns() + 2 * RACY_NS)
+    patient = clean_ct()
+    patient.PatientName = "Doe^Jane"
+    write(patient, slice_path)
+    now = os.stat(slice_path)
+    with cache.connection:
+        cache.connection.execute(
+            f"UPDATE {FACTS_TABLE} SET ino = ?, size = ?, mtime_ns = ?, ctime_ns = ? "
+            "WHERE path = ?",
+            (now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns, relpath),
+        )
+    cache.close()
+
+    error, events = apply_in_process(root, emulator.base_url)
+    assert isinstance(error, PartialFailure), error
+    failed = outcomes(events)["cases/case-00"]
+    assert failed["status"] == "failed"
+    assert f"{relpath} changed since it was checked (new content, same size)" in failed["message"]
+    state = emulator.snapshot()
+    assert state["stored_blobs"] == 4  # the four PNGs; the slice never arrived whole
+    assert all(u["puts"] == 0 for u in state["uploads"] if u["content_type"] == DICOM)
+    (case,) = state["cases"]
+    assert all(s["image_format"] != DICOM for st in case["studies"] for s in st["series"])

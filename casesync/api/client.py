@@ -19,6 +19,7 @@ from casesync.api.models import (
     CaseFields,
     JobStatus,
     OriginalSeries,
+    Planned,
     RemoteCase,
     RemoteStudy,
     SeriesFields,
@@ -140,15 +141,16 @@ class RadiopaediaClient:
 
     async def upload(
         self,
-        path: Path,
+        planned: Planned,
         slot: UploadSlot,
         content_type: str,
         progress: Callable[[int], None] | None = None,
     ) -> UploadSlot:
-        """PUT the file to its presigned URL; on a 403 get a fresh URL (a few times).
+        """PUT the planned bytes to the presigned URL; on a 403 get a fresh URL (a few times).
 
-        Returns the slot whose ``upload_id`` is the one to attach: the fresh one if the first
-        URL was refused. ``progress`` gets byte counts (negative when a retry starts over).
+        A file whose bytes are no longer the planned ones raises ``FileChanged``. Returns the
+        slot whose ``upload_id`` is the one to attach: the fresh one if the first URL was
+        refused. ``progress`` gets byte counts (negative when a retry starts over).
         Only https URLs are used (http only on loopback): file bytes never travel in clear.
         """
         current = slot
@@ -159,7 +161,7 @@ class RadiopaediaClient:
             try:
                 last = refresh == URL_REFRESHES
                 await self._requester.put_file(
-                    path,
+                    planned,
                     current.url,
                     content_type,
                     progress,

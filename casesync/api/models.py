@@ -7,6 +7,8 @@ into and out of JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,15 @@ class RemoteStudy:
     id: int
     case_id: int
     modality: str
+
+
+class Planned(NamedTuple):
+    """What an upload must send: the bytes validation and the PHI gate judged."""
+
+    path: Path
+    sha256: str
+    size: int
+    display: str  # the path shown in messages (relative to the repository)
 
 
 @dataclass(frozen=True)

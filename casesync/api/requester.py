@@ -25,22 +25,23 @@ import aiofiles
 import aiohttp
 
 from casesync.api import wire
+from casesync.api.models import Planned
 from casesync.api.pacer import NOT_PROCESSED, SERVER_ERRORS, Pacer, RetryPolicy, retry_after_seconds
 from casesync.api.transport import (
     CHUNK,
     REDACTED,
+    CheckedBody,
     Reply,
     SendFailed,
     Stalled,
     UrlRefused,
     Watchdog,
-    file_chunks,
     redact_url,
     scrub,
     throttled,
     trim,
 )
-from casesync.errors import ApiError, AuthError, OutcomeUnknown, OverQuota
+from casesync.errors import ApiError, AuthError, FileChanged, OutcomeUnknown, OverQuota
 from casesync.settings import Timeouts
 
 log = logging.getLogger("casesync.api")
@@ -172,7 +173,7 @@ class Requester:
 
     async def put_file(
         self,
-        path: Path,
+        planned: Planned,
         url: str,
         content_type: str,
         progress: Callable[[int], None] | None,
@@ -180,9 +181,9 @@ class Requester:
         last_chance: bool,
         fresh: bool = False,
     ) -> None:
-        """Stream one file to S3: Content-Type and Content-Length, never Authorization."""
+        """Stream one file to S3: Content-Type and Content-Length, never Authorization; only
+        the planned bytes (``FileChanged`` otherwise, never retried)."""
         shown = redact_url(url)
-        size = path.stat().st_size
         sent = 0
 
         def rewind() -> None:
@@ -201,22 +202,29 @@ class Requester:
                 if progress is not None:
                     progress(n)
 
-            headers = {"Content-Type": content_type, "Content-Length": str(size)}
-            return await self._send(
-                "PUT",
-                url,
-                shown,
-                slots=None if fresh else self._upload_slots,
-                secret=None,
-                watchdog=watchdog,
-                headers=headers,
-                data=file_chunks(path, count),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
-            )
+            body = CheckedBody(planned, count)
+            headers = {"Content-Type": content_type, "Content-Length": str(planned.size)}
+            try:
+                reply = await self._send(
+                    "PUT",
+                    url,
+                    shown,
+                    slots=None if fresh else self._upload_slots,
+                    secret=None,
+                    watchdog=watchdog,
+                    headers=headers,
+                    data=body.chunks(),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
+                )
+            except SendFailed:
+                body.raise_if_changed()
+                raise
+            body.raise_if_changed()
+            return reply
 
         try:
             reply = await self._retrying("PUT", shown, send, idempotent=True, rewind=rewind)
-        except ApiError:
+        except (ApiError, FileChanged):
             rewind()  # the progress shown must not count bytes that never arrived
             raise
         if reply.ok:

@@ -7,15 +7,15 @@ stays short; nothing here knows the Radiopaedia endpoints.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-import aiofiles
-
-from casesync.errors import ApiError
+from casesync.api.models import Planned
+from casesync.errors import ApiError, FileChanged
+from casesync.fsutil import NotRegularFile, open_regular
 from casesync.settings import display_url, transport_allowed
 
 _T = TypeVar("_T")
@@ -94,12 +94,72 @@ def trim(text: str, limit: int = BODY_SHOWN) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-async def file_chunks(path: Path, count: Callable[[int], None]) -> AsyncIterator[bytes]:
-    """The file in CHUNK-sized pieces, so memory stays flat whatever its size."""
-    async with aiofiles.open(path, "rb") as handle:
-        while chunk := await handle.read(CHUNK):
-            count(len(chunk))
-            yield chunk
+class CheckedBody:
+    """An upload body that is exactly the planned bytes, in CHUNK-sized pieces.
+
+    A file rewritten since it was checked (by a user, or within the timestamp tick the hash
+    cache cannot see) must not reach the server: a file over one chunk is hashed whole before
+    its first byte goes out, and every file's last chunk is held back until the running hash
+    matches, so one that changes while it streams never completes an object on the server.
+    Memory stays flat whatever the size.
+    """
+
+    def __init__(self, planned: Planned, count: Callable[[int], None]) -> None:
+        self.planned = planned
+        self.count = count
+        self.changed: FileChanged | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            handle = await asyncio.to_thread(open_regular, self.planned.path, self.planned.display)
+        except (OSError, NotRegularFile) as exc:  # gone, or swapped for a FIFO or a folder
+            self._refuse(f"now: {exc.strerror if isinstance(exc, OSError) else exc.message}")
+        try:
+            if self.planned.size > CHUNK:
+                self._check(*await asyncio.to_thread(_digest, handle))
+                await asyncio.to_thread(handle.seek, 0)
+            digest = hashlib.sha256()
+            total = 0
+            held = await asyncio.to_thread(handle.read, CHUNK)
+            while held:
+                following = await asyncio.to_thread(handle.read, CHUNK)
+                digest.update(held)
+                total += len(held)
+                if total + len(following) > self.planned.size:
+                    self._refuse(f"more than {self.planned.size} bytes")
+                if not following:
+                    self._check(digest.hexdigest(), total)
+                self.count(len(held))
+                yield held
+                held = following
+            if total == 0:
+                self._check(digest.hexdigest(), 0)
+        finally:
+            handle.close()
+
+    def _check(self, sha256: str, size: int) -> None:
+        if size != self.planned.size:
+            self._refuse(f"{size} bytes, not {self.planned.size}")
+        if sha256 != self.planned.sha256:
+            self._refuse("new content, same size")
+
+    def _refuse(self, found: str) -> NoReturn:
+        self.changed = FileChanged(self.planned.display, found)
+        raise self.changed
+
+    def raise_if_changed(self) -> None:
+        """After the request: a body cut short by the check is this error, not a network one."""
+        if self.changed is not None:
+            raise self.changed
+
+
+def _digest(handle: BinaryIO) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def throttled(reply: Reply) -> bool:

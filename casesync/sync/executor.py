@@ -30,6 +30,7 @@ from casesync.errors import (
     ApiError,
     AuthError,
     CasesyncError,
+    FileChanged,
     LockfileError,
     OutcomeUnknown,
 )
@@ -236,7 +237,7 @@ class Executor:
             self._outcome(plan.key, "done")
         except (Stopped, CaseBlocked, CaseSkipped, StillProcessing) as exc:
             self._outcome(plan.key, self._stopped_status(exc), str(exc))
-        except (ApiError, OSError) as exc:  # OSError: a file changed or vanished since validation
+        except (ApiError, FileChanged, OSError) as exc:  # a file changed or vanished since checked
             self._outcome(plan.key, "failed", str(exc))
             if self.options.fail_fast:
                 self.request_stop(f"--fail-fast: case {plan.key} failed")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from casesync.api.models import UploadSlot
+from casesync.api.models import Planned, UploadSlot
 from casesync.project.manifest import ImageFile, SeriesSpec
 from casesync.sync.report import ApplyReport, Events, Step
 from casesync.wording import plural
@@ -28,7 +28,11 @@ class UploadClient(Protocol):
 
     async def presign(self, sha256s: Sequence[str]) -> list[UploadSlot]: ...
     async def upload(
-        self, path: Path, slot: UploadSlot, content_type: str, progress: Progress | None = None
+        self,
+        planned: Planned,
+        slot: UploadSlot,
+        content_type: str,
+        progress: Progress | None = None,
     ) -> UploadSlot: ...
 
 
@@ -109,8 +113,8 @@ class Uploader:
                 self.report.files_present += 1
             return file.sha256, slot.upload_id
         self.check_stop()
-        path = self.root / file.path
-        final = await self.client.upload(path, slot, content_type, progress=self.events.uploaded)
+        planned = Planned(self.root / file.path, file.sha256, file.size, file.path)
+        final = await self.client.upload(planned, slot, content_type, self.events.uploaded)
         self.report.files_uploaded += 1
         self.report.bytes_uploaded += file.size
         return file.sha256, final.upload_id
