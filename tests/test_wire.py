@@ -1,4 +1,5 @@
-"""The originals answer (protocol row 11, inferred): its one assumed shape, and every other refused."""
+"""Wire-format knowledge: the originals answer (protocol row 11, inferred), and which 401s are
+about the token."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from casesync.api.wire import WireError, originals_path, parse_originals
+from casesync.api.wire import WireError, originals_path, parse_originals, token_refused
 
 
 def test_originals_are_read_per_study_and_series_in_order() -> None:
@@ -41,3 +42,25 @@ def test_originals_are_read_per_study_and_series_in_order() -> None:
 def test_any_other_shape_is_refused(answer: Any) -> None:
     with pytest.raises(WireError):
         parse_originals(answer)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "about_the_token"),
+    [
+        ("/api/v1/cases", {}, "", True),  # every API 401 is about the token
+        ("/api/v1/cases/1/studies", {}, '{"error": "expired"}', True),
+        ("/image_preparation/1/studies/2/series", {}, "", False),  # not your case
+        ("/image_preparation/1/studies/2/series", {}, "  \n", False),
+        (
+            "/image_preparation/1/studies/2/series",
+            {},
+            '{"error": "The access token expired"}',
+            True,
+        ),
+        ("/image_preparation/1/studies/2/series", {"WWW-Authenticate": "Bearer"}, "", True),
+    ],
+)
+def test_a_401_is_about_the_token_unless_image_preparation_answers_it_empty(
+    path: str, headers: dict[str, str], body: str, about_the_token: bool
+) -> None:
+    assert token_refused(path, headers, body) is about_the_token
