@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -302,3 +303,28 @@ async def test_request_counts_use_route_templates(emulator: Emulator, api: Api) 
         "POST /direct_s3_uploads": 1,
         "PUT /s3/{key}": 2,
     }
+
+
+async def test_a_put_cut_short_stores_nothing_and_logs_no_traceback(
+    emulator: Emulator, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves mid-body (casesync refusing a changed file, or a killed apply)."""
+    data = compliant_dicom()
+    [entry] = await issue(api, data)
+    assert isinstance(entry["url"], str)
+    url = urlsplit(entry["url"])
+    _, writer = await asyncio.open_connection(url.hostname, url.port)
+    head = f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+    head += f"Content-Type: {DICOM}\r\nContent-Length: {len(data)}\r\n\r\n"
+    writer.write(head.encode() + data[: len(data) // 2])
+    await writer.drain()
+    while not emulator.snapshot()["in_flight"]:
+        await asyncio.sleep(0.005)
+    writer.close()
+    await writer.wait_closed()
+    while emulator.snapshot()["in_flight"]:
+        await asyncio.sleep(0.005)
+    assert emulator.snapshot()["stored_blobs"] == 0
+    assert emulator.snapshot()["uploads"][0]["puts"] == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await put(api, entry["url"], data) == 200  # the same URL still takes the whole body

@@ -76,6 +76,8 @@ class FaultInjector:
         self.state.in_flight += 1
         try:
             return await self._faulted(request, handler, name)
+        except ConnectionResetError:  # the client left mid-body (killed, or a refused upload):
+            return web.Response(status=400, text="connection lost")  # no one reads it
         finally:
             self.state.in_flight -= 1
 
