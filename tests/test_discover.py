@@ -65,3 +65,17 @@ def test_symlink_loops_below_the_cases_are_not_walked(tmp_path: Path) -> None:
     found = find_case_manifests(tmp_path, ("cases/**/case.yaml",), problems)
     assert found == [case / "case.yaml"]
     assert problems == []
+
+
+def test_a_manifest_reached_twice_through_a_symlinked_folder_is_one_case_and_a_problem(
+    tmp_path: Path,
+) -> None:
+    case = tmp_path / "cases" / "a"
+    case.mkdir(parents=True)
+    (case / "case.yaml").write_text("")
+    (tmp_path / "cases" / "b").symlink_to("a")
+    problems: list[Problem] = []
+    found = find_case_manifests(tmp_path, ("cases/*/case.yaml",), problems)
+    assert found == [case / "case.yaml"]
+    assert [(p.file, p.code) for p in problems] == [("cases/b/case.yaml", "duplicate-manifest")]
+    assert "is cases/a/case.yaml again, reached through a symlink" in problems[0].message

@@ -165,6 +165,12 @@ def case_folder_symlink_star(world: World) -> list[str]:
     return case_folder_symlink(world)
 
 
+def case_folder_linked_twice(world: World) -> list[str]:
+    (world.root / "casesync.yaml").write_text('version: 1\ncases: ["cases/*/case.yaml"]\n')
+    (world.root / "cases/twin").symlink_to("case-00")
+    return ["apply", "--yes"]
+
+
 def cases_absolute_glob(world: World) -> list[str]:
     (world.root / "casesync.yaml").write_text('version: 1\ncases: ["/etc/*"]\n')
     return ["validate"]
@@ -369,6 +375,16 @@ ROWS = [
         3,
         ("'linked/*' matches 2 file(s) outside the project root",),
         ("outside-name",),
+        at_most_one_error_line=True,
+    ),
+    Row(
+        "a case folder symlinked to another, matched by '*'",
+        case_folder_linked_twice,
+        3,
+        (
+            "cases/twin/case.yaml:1:1: error: is cases/case-00/case.yaml again, reached "
+            "through a symlink",
+        ),
         at_most_one_error_line=True,
     ),
     Row(

@@ -29,7 +29,8 @@ def outside_problem(display: str) -> Problem:
 def find_case_manifests(
     root: Path, patterns: tuple[str, ...], problems: list[Problem]
 ) -> list[Path]:
-    """The files the ``cases`` globs match below the root, in order, each once.
+    """The files the ``cases`` globs match below the root, in order, each once (also when a
+    symlinked folder names one file twice).
 
     A pattern reaching outside the root is one problem, and nothing it matches is named; a
     folder the globs cannot list is a problem too (its cases would silently go missing).
@@ -62,7 +63,8 @@ def find_case_manifests(
                     code="folder-unreadable",
                 )
             )
-    if not paths:
+    found = _once_each(root, list(paths), problems)
+    if not found:
         problems.append(
             Problem(
                 PROJECT_FILE,
@@ -73,7 +75,32 @@ def find_case_manifests(
                 code="no-cases",
             )
         )
-    return list(paths)
+    return found
+
+
+def _once_each(root: Path, paths: list[Path], problems: list[Problem]) -> list[Path]:
+    """Drop a manifest reached a second time through a symlinked folder (``cases/*/case.yaml``
+    with ``cases/b -> a``): read twice, it would be two cases, created twice on the site."""
+    first: dict[str, Path] = {}
+    kept = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in first:
+            first[real] = path
+            kept.append(path)
+            continue
+        problems.append(
+            Problem(
+                path.relative_to(root).as_posix(),
+                1,
+                1,
+                f"is {first[real].relative_to(root).as_posix()} again, reached through a "
+                "symlink: it would be created as a second case",
+                "remove the symlink, or narrow casesync.yaml's cases patterns to name it once",
+                code="duplicate-manifest",
+            )
+        )
+    return kept
 
 
 def unreadable_folders(root: Path, pattern: str) -> list[Path]:
